@@ -1,0 +1,36 @@
+# The two commands: `make run` (local stack) and `make test` (lint, types, all tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+MONGO_STAMP := .local/mongo-lib/.fetched
+
+.PHONY: install run test lint typecheck unit bench clean
+
+install: $(STAMP) $(MONGO_STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(MONGO_STAMP): tools/local-mongo/pom.xml tools/local-mongo/LocalMongo.java $(STAMP)
+	$(BIN)/python -c 'from tools.local_mongo import ensure_installed; ensure_installed()'
+
+run: install
+	$(BIN)/python -m tools.run_local
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy api worker shared tools tests
+
+test: lint typecheck
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The cronjobs management API (Litestar) that mobile clients call."""

@@ -1,0 +1,1 @@
+"""Development tooling: the local MongoDB-compatible server and the local stack runner."""
