@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 import structlog
@@ -50,30 +51,42 @@ def index_plan(settings: Settings) -> dict[str, list[IndexModel]]:
     """Every index the service relies on, per collection."""
     return {
         JOBS: [
-            IndexModel([("ownerId", ASCENDING), ("name", ASCENDING)], unique=True,
-                       name="owner_name_unique"),
+            IndexModel(
+                [("ownerId", ASCENDING), ("name", ASCENDING)], unique=True, name="owner_name_unique"
+            ),
             IndexModel([("enabled", ASCENDING), ("nextRunAt", ASCENDING)], name="due"),
             IndexModel([("ownerId", ASCENDING), ("_id", ASCENDING)], name="owner_list"),
         ],
         RUNS: [
             # Exactly once per (job, slot, attempt), whatever the number of workers.
-            IndexModel([("jobId", ASCENDING), ("slot", ASCENDING), ("attempt", ASCENDING)],
-                       unique=True, name="job_slot_attempt_unique"),
+            IndexModel(
+                [("jobId", ASCENDING), ("slot", ASCENDING), ("attempt", ASCENDING)],
+                unique=True,
+                name="job_slot_attempt_unique",
+            ),
             IndexModel([("jobId", ASCENDING), ("_id", DESCENDING)], name="job_history"),
             IndexModel([("status", ASCENDING), ("notBefore", ASCENDING)], name="pending"),
             IndexModel([("status", ASCENDING), ("leaseExpiresAt", ASCENDING)], name="leases"),
             IndexModel([("ownerId", ASCENDING), ("scheduledFor", ASCENDING)], name="owner_time"),
-            IndexModel([("endedAt", ASCENDING)], expireAfterSeconds=settings.retention_seconds,
-                       name="retention_ttl"),
+            IndexModel(
+                [("endedAt", ASCENDING)],
+                expireAfterSeconds=settings.retention_seconds,
+                name="retention_ttl",
+            ),
         ],
         WORKERS: [
             IndexModel([("name", ASCENDING), ("lastSeenAt", DESCENDING)], name="name_seen"),
-            IndexModel([("lastSeenAt", ASCENDING)], expireAfterSeconds=WORKER_RECORD_TTL_SECONDS,
-                       name="seen_ttl"),
+            IndexModel(
+                [("lastSeenAt", ASCENDING)],
+                expireAfterSeconds=WORKER_RECORD_TTL_SECONDS,
+                name="seen_ttl",
+            ),
         ],
         REPORTS: [
-            IndexModel([("ownerId", ASCENDING), ("jobId", ASCENDING), ("_id", DESCENDING)],
-                       name="owner_job_reports"),
+            IndexModel(
+                [("ownerId", ASCENDING), ("jobId", ASCENDING), ("_id", DESCENDING)],
+                name="owner_job_reports",
+            ),
         ],
     }
 
@@ -85,9 +98,7 @@ async def ensure_indexes(db: Database, settings: Settings) -> None:
     """
     for collection_name, models in index_plan(settings).items():
         collection = db[collection_name]
-        existing = {
-            info["name"]: info async for info in await collection.list_indexes()
-        }
+        existing = {info["name"]: info async for info in await collection.list_indexes()}
         for model in models:
             wanted = model.document
             current = existing.get(wanted["name"])
@@ -104,7 +115,7 @@ async def ensure_indexes(db: Database, settings: Settings) -> None:
                 ) from error
 
 
-def _same_options(current: Document, wanted: Document) -> bool:
+def _same_options(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     keys = ("unique", "expireAfterSeconds")
     return bool(
         dict(current["key"]) == dict(wanted["key"])

@@ -86,7 +86,7 @@ class JobTypeRegistry:
             raise UnknownJobTypeError(name, self.names()) from None
 
     def validate_payload(self, name: str, payload: Any, context: PayloadContext) -> BaseModel:
-        """Validate `payload` for type `name`: the model (pydantic ValidationError), then the rules."""
+        """Validate `payload` for `name`: the model (pydantic ValidationError), then its rules."""
         job_type = self.get(name)
         model = job_type.payload_model.model_validate(payload)
         for rule in job_type.rules:

@@ -176,7 +176,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         values = {
             key[len(ENV_PREFIX) :].lower(): value
             for key, value in environ.items()
-            if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in Settings.model_fields
+            if key.startswith(ENV_PREFIX)
+            and key[len(ENV_PREFIX) :].lower() in Settings.model_fields
         }
         values.update(overrides)
         return Settings.model_validate(values)

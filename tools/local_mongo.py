@@ -23,9 +23,19 @@ def ensure_installed() -> None:
     """Fetch the jars with Maven and compile the launcher, once."""
     if not (LIB_DIR / ".fetched").exists():
         subprocess.run(
-            ["mvn", "-q", "-B", "--no-transfer-progress", "-Dstyle.color=never", "-f", str(SOURCE_DIR / "pom.xml"),
-             "dependency:copy-dependencies", f"-DoutputDirectory={LIB_DIR}"],
-            check=True, stdin=subprocess.DEVNULL,
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "--no-transfer-progress",
+                "-Dstyle.color=never",
+                "-f",
+                str(SOURCE_DIR / "pom.xml"),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={LIB_DIR}",
+            ],
+            check=True,
+            stdin=subprocess.DEVNULL,
         )
         (LIB_DIR / ".fetched").touch()
     source = SOURCE_DIR / "LocalMongo.java"
@@ -34,7 +44,8 @@ def ensure_installed() -> None:
         CLASSES_DIR.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             ["javac", "-nowarn", "-cp", f"{LIB_DIR}/*", "-d", str(CLASSES_DIR), str(source)],
-            check=True, stdin=subprocess.DEVNULL,
+            check=True,
+            stdin=subprocess.DEVNULL,
         )
 
 
@@ -51,13 +62,24 @@ class LocalMongo:
         """Start the server, wait until it answers `ping`, return its connection string."""
         ensure_installed()
         java = shutil.which("java") or "java"
-        command = [java, "-Xss2m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                   "-cp", f"{CLASSES_DIR}{os.pathsep}{LIB_DIR}/*", "LocalMongo",
-                   "--port", str(self.port)]
+        command = [
+            java,
+            "-Xss2m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            f"{CLASSES_DIR}{os.pathsep}{LIB_DIR}/*",
+            "LocalMongo",
+            "--port",
+            str(self.port),
+        ]
         if self.data_file is not None:
             command += ["--data", str(self.data_file)]
         self._process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+            command,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
         )
         assert self._process.stdout is not None
         line = self._process.stdout.readline().strip()
@@ -71,9 +93,7 @@ class LocalMongo:
 
     def _wait_for_ping(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        client: MongoClient[dict[str, object]] = MongoClient(
-            self.uri, serverSelectionTimeoutMS=500
-        )
+        client: MongoClient[dict[str, object]] = MongoClient(self.uri, serverSelectionTimeoutMS=500)
         try:
             while True:
                 try:
@@ -110,7 +130,10 @@ class LocalMongo:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 

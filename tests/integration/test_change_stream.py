@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 from bson import Timestamp
@@ -12,20 +13,20 @@ from shared.db import Database
 from tests.support import external_mongodb_uri
 
 
-async def _events(db: Database, count: int, timeout: float = 5.0) -> list[dict]:
+async def _events(db: Database, count: int, wait_seconds: float = 5.0) -> list[dict[str, Any]]:
     """Insert, update and delete one document; return the first `count` events seen."""
     collection = db["cron_jobs"]
     ping = await db.command("ping")
     # Real MongoDB reports operationTime; the stand-in does not (README, known differences).
     start = ping.get("operationTime") or Timestamp(int(time.time()), 0)
-    events: list[dict] = []
+    events: list[dict[str, Any]] = []
     async with await collection.watch(
         full_document="updateLookup", start_at_operation_time=start, max_await_time_ms=200
     ) as stream:
         inserted = await collection.insert_one({"name": "a", "n": 1})
         await collection.update_one({"_id": inserted.inserted_id}, {"$set": {"n": 2}})
         await collection.delete_one({"_id": inserted.inserted_id})
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait_seconds
         while len(events) < count and time.monotonic() < deadline:
             change = await stream.try_next()
             if change is None:
