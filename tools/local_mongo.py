@@ -22,21 +22,24 @@ START_TIMEOUT_SECONDS = 60.0
 def ensure_installed() -> None:
     """Fetch the jars with Maven and compile the launcher, once."""
     if not (LIB_DIR / ".fetched").exists():
-        subprocess.run(
+        fetched = subprocess.run(
             [
                 "mvn",
                 "-q",
                 "-B",
                 "--no-transfer-progress",
-                "-Dstyle.color=never",
                 "-f",
                 str(SOURCE_DIR / "pom.xml"),
                 "dependency:copy-dependencies",
                 f"-DoutputDirectory={LIB_DIR}",
             ],
-            check=True,
+            check=False,
             stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
         )
+        if fetched.returncode != 0:
+            raise RuntimeError(f"fetching mongo-java-server with Maven failed:\n{fetched.stdout}")
         (LIB_DIR / ".fetched").touch()
     source = SOURCE_DIR / "LocalMongo.java"
     compiled = CLASSES_DIR / "LocalMongo.class"
