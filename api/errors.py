@@ -1,0 +1,156 @@
+"""One error shape for every 4xx (and a leak-free 5xx); handlers mapping exceptions to it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, Final
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    TooManyRequestsException,
+    ValidationException,
+)
+from litestar.types import ExceptionHandlersMap
+
+from api.schemas.common import FieldError, Problem
+from shared import jobs_repo
+
+log = structlog.get_logger(__name__)
+
+WWW_AUTHENTICATE: Final = "WWW-Authenticate"
+BEARER_CHALLENGE: Final = 'Bearer realm="cronjobs"'
+INVALID_TOKEN_CHALLENGE: Final = 'Bearer realm="cronjobs", error="invalid_token"'
+# At most this many field errors in one answer: enough to fix a form, bounded for hostile input.
+MAX_FIELD_ERRORS: Final = 50
+_INDEX: Final = re.compile(r"\.(\d+)(?=\.|$)")
+
+
+class ApiError(Exception):
+    """An expected failure answered with the error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: Sequence[FieldError] = (),
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = list(errors)[:MAX_FIELD_ERRORS]
+        self.headers = dict(headers or {})
+
+
+def invalid(errors: Sequence[FieldError], detail: str = "") -> ApiError:
+    """422 naming each offending field."""
+    summary = detail or "; ".join(f"{error.field}: {error.message}" for error in errors[:3])
+    return ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, summary or "the request is invalid", errors)
+
+
+def field_error(field: str, message: str) -> FieldError:
+    """One `{field, message}` entry."""
+    return FieldError(field=field, message=message)
+
+
+def job_not_found() -> ApiError:
+    """404 for an absent job, another owner's job, or a malformed id (indistinguishable)."""
+    return ApiError(HTTPStatus.NOT_FOUND, "job not found")
+
+
+def problem(
+    status: int,
+    detail: str,
+    errors: Iterable[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> Response[Problem]:
+    """A response carrying the error shape."""
+    body = Problem(
+        status=status, title=HTTPStatus(status).phrase, detail=detail, errors=list(errors)
+    )
+    return Response(
+        body, status_code=status, headers=dict(headers or {}), media_type=MediaType.JSON
+    )
+
+
+def _field_name(key: str) -> str:
+    """Litestar's dotted key (`retry.maxAttempts`, `to.1`) in the documented form (`to[1]`)."""
+    return _INDEX.sub(r"[\1]", key) if key and key != "data" else "body"
+
+
+def _validation_errors(extra: Any) -> list[FieldError]:
+    errors = []
+    for item in extra if isinstance(extra, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        field = _field_name(str(item.get("key", "")))
+        message = str(item.get("message", "invalid value"))
+        if field == "body" and message.strip("'") == "data":
+            message = "a JSON object body is required"
+        errors.append(field_error(field, message))
+    return errors or [field_error("body", "invalid request")]
+
+
+def handle_api_error(_: Request[Any, Any, Any], error: ApiError) -> Response[Problem]:
+    """ApiError as raised."""
+    return problem(error.status, error.detail, error.errors, error.headers)
+
+
+def handle_http_exception(_: Request[Any, Any, Any], error: HTTPException) -> Response[Problem]:
+    """Litestar's own errors (routing, 401, 405, 413, 429, validation) in the error shape."""
+    headers = dict(error.headers or {})
+    status = error.status_code
+    if isinstance(error, ValidationException):
+        errors = _validation_errors(error.extra)
+        return problem(HTTPStatus.UNPROCESSABLE_ENTITY, "the request is invalid", errors, headers)
+    if isinstance(error, NotAuthorizedException):
+        headers.setdefault(WWW_AUTHENTICATE, BEARER_CHALLENGE)
+    if isinstance(error, TooManyRequestsException):
+        reset = headers.get("RateLimit-Reset", "1")
+        headers["Retry-After"] = str(max(1, int(reset))) if reset.isdigit() else "1"
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        log.error("api.server_error", status=status, error=str(error.detail))
+        return problem(status, HTTPStatus(status).description)
+    detail = error.detail if error.detail and error.detail != HTTPStatus(status).phrase else ""
+    return problem(status, detail or HTTPStatus(status).description, (), headers)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
+    """Anything else: logged with its traceback, answered without internals."""
+    log.exception("api.unhandled_error", path=request.url.path, method=request.method)
+    return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; it has been logged")
+
+
+def _conflict(_: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
+    return problem(HTTPStatus.CONFLICT, str(error))
+
+
+def _not_found(_: Request[Any, Any, Any], __: Exception) -> Response[Problem]:
+    return problem(HTTPStatus.NOT_FOUND, "job not found")
+
+
+def _version_conflict(
+    _: Request[Any, Any, Any], error: jobs_repo.VersionConflictError
+) -> Response[Problem]:
+    if error.expected is None:  # contention without If-Match: retrying is the client's move
+        return problem(HTTPStatus.CONFLICT, str(error))
+    detail = f"the job has changed: it is at version {error.actual}; fetch it and retry"
+    return problem(HTTPStatus.PRECONDITION_FAILED, detail, headers={"ETag": f'"{error.actual}"'})
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ApiError: handle_api_error,
+    HTTPException: handle_http_exception,
+    jobs_repo.JobNotFoundError: _not_found,
+    jobs_repo.DuplicateJobNameError: _conflict,
+    jobs_repo.QuotaExceededError: _conflict,
+    jobs_repo.RunInProgressError: _conflict,
+    jobs_repo.VersionConflictError: _version_conflict,
+    Exception: handle_unexpected,
+}

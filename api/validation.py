@@ -1,0 +1,190 @@
+"""Whole-job validation: type and role, schedule and minimum interval, payload, limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from api.auth import Principal
+from api.errors import ApiError, field_error, invalid
+from api.schemas.common import FieldError
+from api.schemas.jobs import JobReplace
+from shared.job_types.limits import json_depth
+from shared.jobs_repo import JobSpec
+from shared.model import JobOptions, RetryPolicy
+from shared.registry import JobTypeRegistry, PayloadContext, PayloadRuleError
+from shared.schedule import Schedule, ScheduleError
+from shared.settings import Settings
+
+# A 5-field cron fires on whole wall-clock minutes, so its gaps are at least this long.
+MINUTE_SECONDS: Final = 60
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+
+
+def spec_from_body(body: JobReplace, settings: Settings) -> JobSpec:
+    """The unvalidated job a create/replace body describes (defaults filled in)."""
+    options = JobOptions(
+        retry=RetryPolicy.model_validate(body.retry.model_dump()),
+        timeout_seconds=body.timeout_seconds or settings.default_timeout_seconds,
+        overlap_policy=body.overlap_policy,
+        misfire_policy=body.misfire_policy,
+        misfire_grace_seconds=body.misfire_grace_seconds,
+    )
+    return JobSpec(
+        name=body.name,
+        type=body.type,
+        cron=body.cron,
+        timezone=body.timezone,
+        payload=body.payload,
+        enabled=body.enabled,
+        options=options,
+    )
+
+
+def merge_patch(spec: JobSpec, changes: dict[str, Any]) -> JobSpec:
+    """`spec` with the PATCH fields applied (top-level replacement, `retry` as a whole)."""
+    option_names = set(JobOptions.model_fields)
+    options = spec.options.model_dump()
+    for name, value in changes.items():
+        if name in option_names:
+            options[name] = value.model_dump() if name == "retry" else value
+    job_fields = {name: value for name, value in changes.items() if name not in option_names}
+    return spec.replace(**job_fields, options=JobOptions.model_validate(options))
+
+
+class JobValidator:
+    """Checks a job against the registry, the schedule rules and the limits, for one caller."""
+
+    def __init__(self, settings: Settings, registry: JobTypeRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+
+    def validate(self, spec: JobSpec, caller: Principal, now: datetime | None = None) -> JobSpec:
+        """The normalised spec; ApiError 403 (admin-only type) or 422 naming every bad field."""
+        errors: list[FieldError] = []
+        type_known = self._check_type(spec.type, caller, errors)
+        schedule = self.check_schedule(spec.cron, spec.timezone, caller, errors, now)
+        if spec.options.timeout_seconds > self.settings.max_timeout_seconds:
+            errors.append(
+                field_error(
+                    "timeoutSeconds",
+                    f"must be at most {self.settings.max_timeout_seconds} seconds",
+                )
+            )
+        payload_errors = list(check_json_tree(spec.payload, self.settings.max_payload_depth))
+        errors.extend(payload_errors)
+        if type_known and not payload_errors:
+            errors.extend(self._check_payload(spec, caller))
+        if errors:
+            raise invalid(errors)
+        assert schedule is not None  # no errors means the schedule parsed
+        return spec.replace(cron=schedule.cron, timezone=schedule.timezone)
+
+    def _check_type(self, name: str, caller: Principal, errors: list[FieldError]) -> bool:
+        if name not in self.registry:
+            usable = [t.name for t in self.registry if caller.is_admin or not t.admin_only]
+            message = f"unknown job type {name!r}; allowed: {', '.join(sorted(usable))}"
+            errors.append(field_error("type", message))
+            return False
+        if self.registry.get(name).admin_only and not caller.is_admin:
+            raise ApiError(HTTPStatus.FORBIDDEN, f"job type {name!r} is reserved for admins")
+        return True
+
+    def check_schedule(
+        self,
+        cron: str,
+        timezone: str,
+        caller: Principal,
+        errors: list[FieldError],
+        now: datetime | None = None,
+    ) -> Schedule | None:
+        """The parsed schedule, or None with the cron / timezone errors appended."""
+        try:
+            schedule = Schedule.parse(cron, timezone)
+        except ScheduleError as error:
+            errors.append(field_error(error.field or "cron", error.message))
+            return None
+        minimum = self.settings.min_interval_seconds
+        # A 5-field cron cannot fire more often than once a minute: skip the sampling then.
+        if caller.is_admin or (not schedule.has_seconds and minimum <= MINUTE_SECONDS):
+            return schedule
+        try:
+            shortest = schedule.min_interval(now or datetime.now(UTC))
+        except ValueError:  # fewer than two fire times left in the calendar
+            return schedule
+        if shortest.total_seconds() < minimum:
+            errors.append(
+                field_error(
+                    "cron",
+                    f"fires every {shortest.total_seconds():g} s at times; the minimum "
+                    f"interval between runs is {minimum} s",
+                )
+            )
+        return schedule
+
+    def _check_payload(self, spec: JobSpec, caller: Principal) -> list[FieldError]:
+        context = PayloadContext(self.settings, caller.is_admin)
+        try:
+            self.registry.validate_payload(spec.type, spec.payload, context)
+        except ValidationError as error:
+            return [field_error(_payload_path(item["loc"]), item["msg"]) for item in error.errors()]
+        except PayloadRuleError as error:
+            return [field_error(_payload_path((error.field,)), error.message)]
+        return []
+
+
+def _payload_path(location: tuple[int | str, ...] | list[Any]) -> str:
+    path = "payload"
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def check_json_tree(payload: Any, max_depth: int) -> Iterator[FieldError]:
+    """Depth, key names and values MongoDB can store as given (no `$`/`.`/NUL keys, int64)."""
+    depth = json_depth(payload)
+    if depth > max_depth:
+        yield field_error("payload", f"nested {depth} levels deep; at most {max_depth} allowed")
+        return
+    pending: list[tuple[str, Any]] = [("payload", payload)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if not _storable_key(key):
+                    yield field_error(
+                        f"{path}.{key!r}",
+                        "keys must be non-empty text without NUL or '.', not starting with '$'",
+                    )
+                else:
+                    pending.append((f"{path}.{key}", child))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{index}]", child) for index, child in enumerate(value))
+        elif isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+            yield field_error(path, "integer out of range (64-bit)")
+        elif isinstance(value, str) and not _encodable(value):
+            yield field_error(path, "text is not valid Unicode")
+
+
+def _storable_key(key: Any) -> bool:
+    return (
+        isinstance(key, str)
+        and bool(key)
+        and _encodable(key)
+        and not key.startswith("$")
+        and "." not in key
+        and "\x00" not in key
+    )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -1,0 +1,50 @@
+"""The fire-lag plot: one cumulative distribution panel per scenario, both systems on each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+LABELS = {"ours": "cronjobs (this project)", "agenda": "Agenda 6"}
+COLOURS = {"ours": "tab:blue", "agenda": "tab:orange"}
+PANELS = ("herd 10000x1", "herd 10000x2", "herd 1000x1", "steady")
+
+
+def lag_plot(lags: dict[str, dict[str, list[float]]], path: Path) -> None:
+    """Write a PNG with the empirical CDF of fire lag (ms, log scale) per scenario."""
+    panels = [name for name in PANELS if name in lags] or sorted(lags)[:4]
+    if not panels:
+        return
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    for axis, name in zip(axes[0], panels, strict=True):
+        for tag, values in sorted(lags[name].items(), reverse=True):
+            if not values:
+                continue
+            ordered = sorted(max(value, 0.1) for value in values)
+            fractions = [(index + 1) / len(ordered) for index in range(len(ordered))]
+            axis.step(
+                ordered, fractions, where="post", label=LABELS.get(tag, tag), color=COLOURS.get(tag)
+            )
+        axis.set_xscale("log")
+        axis.set_title(_title(name), fontsize=10)
+        axis.set_xlabel("fire lag: start - scheduled (ms, log)")
+        axis.set_ylim(0, 1.01)
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("fraction of runs started")
+    axes[0][0].legend(loc="lower right", fontsize=8)
+    figure.suptitle("Fire-lag distribution, same machine and same local server", fontsize=11)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _title(name: str) -> str:
+    if name.startswith("herd "):
+        n, workers = name.split()[1].split("x")
+        return f"herd: {int(n):,} jobs due at once, {workers} worker(s)"
+    return "steady: staggered every-minute jobs, 1 worker"

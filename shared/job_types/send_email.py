@@ -1,0 +1,95 @@
+"""`sendEmail`: a templated multipart (text + HTML) message; the payload and creation rules."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
+
+from shared.job_types import email_templates
+from shared.job_types.limits import MAX_PARAMS_BYTES, bounded_json
+from shared.registry import JobType, PayloadContext, PayloadRuleError
+
+MAX_RECIPIENTS = 50
+MAX_SUBJECT_LENGTH = 200
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _distinct(addresses: list[str]) -> list[str]:
+    seen: set[str] = set()
+    unique = []
+    for address in addresses:
+        if address.lower() not in seen:
+            seen.add(address.lower())
+            unique.append(address)
+    return unique
+
+
+def _check_subject(subject: str) -> str:
+    if _CONTROL_CHARACTERS.search(subject):
+        raise ValueError("must be one line (no CR, LF, NUL or other control characters)")
+    if not subject.strip():
+        raise ValueError("must not be blank")
+    return subject
+
+
+Recipients = Annotated[
+    list[EmailStr],
+    BeforeValidator(
+        _as_list,
+        json_schema_input_type=EmailStr
+        | Annotated[list[EmailStr], Field(min_length=1, max_length=MAX_RECIPIENTS)],
+    ),
+    Field(min_length=1, max_length=MAX_RECIPIENTS),
+    AfterValidator(_distinct),
+]
+
+
+class SendEmailPayload(BaseModel):
+    """Recipients, a one-line subject, a template name and the template's params."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    to: Recipients = Field(
+        description=f"One address or a list of 1..{MAX_RECIPIENTS} addresses (duplicates "
+        "are sent once)."
+    )
+    subject: Annotated[str, AfterValidator(_check_subject)] = Field(
+        min_length=1, max_length=MAX_SUBJECT_LENGTH, description="One line, 1..200 characters."
+    )
+    template: str = Field(
+        pattern=email_templates.TEMPLATE_NAME.pattern,
+        description="A template name listed by the service (e.g. reminder, digest, report-ready).",
+    )
+    params: Annotated[dict[str, Any], AfterValidator(bounded_json(MAX_PARAMS_BYTES))] = Field(
+        default_factory=dict,
+        description=f"Values for the template (JSON object, at most {MAX_PARAMS_BYTES} bytes); "
+        "HTML output escapes them.",
+    )
+
+
+def check_template(payload: SendEmailPayload, context: PayloadContext) -> None:
+    """Creation-time rule: the template exists and renders with these params."""
+    templates_dir = context.settings.templates_dir
+    available = email_templates.available_templates(templates_dir)
+    if payload.template not in available:
+        raise PayloadRuleError(
+            "template", f"unknown template {payload.template!r}; available: {', '.join(available)}"
+        )
+    try:
+        email_templates.render(templates_dir, payload.template, payload.params)
+    except email_templates.TemplateRenderError as error:
+        raise PayloadRuleError("params", str(error)) from None
+
+
+JOB_TYPE = JobType(
+    name="sendEmail",
+    payload_model=SendEmailPayload,
+    description="Sends a templated email (text and HTML) through the service's SMTP server.",
+    rules=(check_template,),
+)

@@ -1,0 +1,392 @@
+"""Job reads and mutations shared by the API and the admin CLI: owner-scoped, version-checked."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from shared.db import JOBS, REPORTS, RUNS, Database, Document
+from shared.model import (
+    JobDocument,
+    JobOptions,
+    JobStatus,
+    OverlapPolicy,
+    RunDocument,
+    RunStatus,
+    RunTrigger,
+    manual_slot_key,
+)
+from shared.schedule import Schedule
+
+# Fields whose change moves the schedule: `nextRunAt` is recomputed in the same write.
+SCHEDULE_FIELDS: Final = frozenset({"cron", "timezone", "enabled"})
+# Optimistic read-modify-write rounds before giving up under write contention.
+WRITE_ATTEMPTS: Final = 5
+DELETED_JOB_ERROR: Final = "job deleted"
+
+
+class JobNotFoundError(LookupError):
+    """No such job (or it belongs to another owner)."""
+
+    def __init__(self, job_id: ObjectId) -> None:
+        super().__init__(f"job {job_id} not found")
+        self.job_id = job_id
+
+
+class VersionConflictError(Exception):
+    """The job's version is not the expected one (a stale If-Match, or too much contention)."""
+
+    def __init__(self, job_id: ObjectId, expected: int | None, actual: int | None) -> None:
+        if expected is None:
+            message = f"job {job_id} kept changing while being written; try again"
+        else:
+            message = f"job {job_id} is at version {actual}, not {expected}"
+        super().__init__(message)
+        self.job_id = job_id
+        self.expected = expected
+        self.actual = actual
+
+
+class RunInProgressError(Exception):
+    """Run-now refused: the job forbids overlaps and a run is active or already queued."""
+
+    def __init__(self, job_id: ObjectId) -> None:
+        super().__init__(
+            f"job {job_id} is running (or a run is queued) and forbids overlapping runs"
+        )
+        self.job_id = job_id
+
+
+class DuplicateJobNameError(Exception):
+    """The owner already has a job with this name."""
+
+    def __init__(self, owner_id: str, name: str) -> None:
+        super().__init__(f"owner {owner_id!r} already has a job named {name!r}")
+        self.owner_id = owner_id
+        self.name = name
+
+
+class QuotaExceededError(Exception):
+    """The owner already has the maximum number of jobs."""
+
+    def __init__(self, owner_id: str, limit: int) -> None:
+        super().__init__(f"owner {owner_id!r} already has {limit} jobs, the maximum allowed")
+        self.owner_id = owner_id
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """The client-writable part of a job, already validated by the caller."""
+
+    name: str
+    type: str
+    cron: str
+    timezone: str
+    payload: dict[str, Any]
+    enabled: bool
+    options: JobOptions
+
+    @classmethod
+    def of(cls, job: JobDocument) -> JobSpec:
+        """The writable part of a stored job."""
+        return cls(
+            name=job.name,
+            type=job.type,
+            cron=job.cron,
+            timezone=job.timezone,
+            payload=job.payload,
+            enabled=job.enabled,
+            options=job.options(),
+        )
+
+    def replace(self, **changes: Any) -> JobSpec:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def fields(self) -> Document:
+        """The stored (camelCase) fields."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "cron": self.cron,
+            "timezone": self.timezone,
+            "payload": self.payload,
+            "enabled": self.enabled,
+            **self.options.model_dump(by_alias=True, mode="json"),
+        }
+
+
+def utc_now() -> datetime:
+    """Now in UTC, truncated to milliseconds (what BSON dates keep)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def next_run_at(cron: str, timezone: str, *, enabled: bool, now: datetime) -> datetime | None:
+    """The first slot after `now`, or None for a disabled job."""
+    if not enabled:
+        return None
+    return Schedule.parse(cron, timezone).next_after(now)
+
+
+def _scope(job_id: ObjectId, owner_id: str | None) -> Document:
+    scope: Document = {"_id": job_id}
+    if owner_id is not None:
+        scope["ownerId"] = owner_id
+    return scope
+
+
+async def get_job(
+    db: Database, job_id: ObjectId, owner_id: str | None = None
+) -> JobDocument | None:
+    """The job, if it exists and (when `owner_id` is given) belongs to that owner."""
+    document = await db[JOBS].find_one(_scope(job_id, owner_id))
+    return None if document is None else JobDocument.from_mongo(document)
+
+
+async def list_jobs(
+    db: Database,
+    *,
+    owner_id: str | None,
+    limit: int = 50,
+    after: ObjectId | None = None,
+    enabled: bool | None = None,
+    job_type: str | None = None,
+    status: JobStatus | None = None,
+) -> list[JobDocument]:
+    """Jobs in `_id` order after the cursor `after`; `owner_id=None` lists every owner's."""
+    query: Document = {}
+    if owner_id is not None:
+        query["ownerId"] = owner_id
+    if after is not None:
+        query["_id"] = {"$gt": after}
+    if enabled is not None:
+        query["enabled"] = enabled
+    if job_type is not None:
+        query["type"] = job_type
+    if status is not None:
+        query["status"] = status.value
+    cursor = db[JOBS].find(query).sort("_id", ASCENDING).limit(limit)
+    return [JobDocument.from_mongo(document) async for document in cursor]
+
+
+async def count_jobs(db: Database, owner_id: str) -> int:
+    """How many jobs the owner has."""
+    return await db[JOBS].count_documents({"ownerId": owner_id})
+
+
+async def create_job(
+    db: Database,
+    spec: JobSpec,
+    *,
+    owner_id: str,
+    max_jobs: int | None = None,
+    now: datetime | None = None,
+) -> JobDocument:
+    """Insert a new job at version 1; QuotaExceededError / DuplicateJobNameError.
+
+    The quota check and the insert are two operations (no transactions), so concurrent creates
+    by one owner can overshoot `max_jobs` by the number of racing requests.
+    """
+    now = now or utc_now()
+    if max_jobs is not None and await count_jobs(db, owner_id) >= max_jobs:
+        raise QuotaExceededError(owner_id, max_jobs)
+    document: Document = {
+        "_id": ObjectId(),
+        "ownerId": owner_id,
+        **spec.fields(),
+        "status": (JobStatus.IDLE if spec.enabled else JobStatus.PAUSED).value,
+        "nextRunAt": next_run_at(spec.cron, spec.timezone, enabled=spec.enabled, now=now),
+        "lastRunAt": None,
+        "lastError": None,
+        "lastDurationMs": None,
+        "activeRunIds": [],
+        "runCount": 0,
+        "failureCount": 0,
+        "version": 1,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    try:
+        await db[JOBS].insert_one(document)
+    except DuplicateKeyError:
+        raise DuplicateJobNameError(owner_id, spec.name) from None
+    return JobDocument.from_mongo(document)
+
+
+def _changes(current: JobDocument, spec: JobSpec, now: datetime) -> Document:
+    """The `$set` turning `current` into `spec`; empty if nothing changes."""
+    before = JobSpec.of(current).fields()
+    changes = {key: value for key, value in spec.fields().items() if before.get(key) != value}
+    if not changes:
+        return {}
+    if SCHEDULE_FIELDS & changes.keys():
+        changes["nextRunAt"] = next_run_at(spec.cron, spec.timezone, enabled=spec.enabled, now=now)
+    if "enabled" in changes:
+        changes["status"] = (JobStatus.IDLE if spec.enabled else JobStatus.PAUSED).value
+    changes["updatedAt"] = now
+    return changes
+
+
+async def update_job(
+    db: Database,
+    job_id: ObjectId,
+    mutate: Callable[[JobDocument], JobSpec],
+    *,
+    owner_id: str | None = None,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> JobDocument:
+    """Read the job, let `mutate` compute its new writable state, write it if still unchanged.
+
+    Each write is one `find_one_and_update` conditioned on the version read, so no concurrent
+    change is lost: with `expected_version` a mismatch raises VersionConflictError; without it
+    the read-modify-write is retried. Exceptions from `mutate` propagate; a change of cron,
+    timezone or enabled recomputes `nextRunAt` (and pause/resume sets `status`) in that write.
+    Nothing changes (and the version stays) when the new state equals the stored one.
+    """
+    for _ in range(WRITE_ATTEMPTS):
+        current = await get_job(db, job_id, owner_id)
+        if current is None:
+            raise JobNotFoundError(job_id)
+        if expected_version is not None and current.version != expected_version:
+            raise VersionConflictError(job_id, expected_version, current.version)
+        spec = mutate(current)
+        changes = _changes(current, spec, now or utc_now())
+        if not changes:
+            return current
+        try:
+            updated = await db[JOBS].find_one_and_update(
+                {**_scope(job_id, owner_id), "version": current.version},
+                {"$set": changes, "$inc": {"version": 1}},
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            raise DuplicateJobNameError(current.owner_id, spec.name) from None
+        if updated is not None:
+            return JobDocument.from_mongo(updated)
+    raise VersionConflictError(job_id, None, None)
+
+
+async def set_enabled(
+    db: Database,
+    job_id: ObjectId,
+    *,
+    enabled: bool,
+    owner_id: str | None = None,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> JobDocument:
+    """Pause (`enabled=False`) or resume a job; recomputes `nextRunAt`; a no-op if already so."""
+    return await update_job(
+        db,
+        job_id,
+        lambda job: JobSpec.of(job).replace(enabled=enabled),
+        owner_id=owner_id,
+        expected_version=expected_version,
+        now=now,
+    )
+
+
+async def delete_job(
+    db: Database,
+    job_id: ObjectId,
+    *,
+    owner_id: str | None = None,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> JobDocument:
+    """Delete the job and mark its pending runs `skipped` ("job deleted"); returns the job.
+
+    A run already in progress is left to finish (the worker never recreates a deleted job).
+    """
+    query = _scope(job_id, owner_id)
+    if expected_version is not None:
+        query["version"] = expected_version
+    deleted = await db[JOBS].find_one_and_delete(query)
+    if deleted is None:
+        current = await get_job(db, job_id, owner_id)
+        if current is None:
+            raise JobNotFoundError(job_id)
+        raise VersionConflictError(job_id, expected_version, current.version)
+    now = now or utc_now()
+    await db[RUNS].update_many(
+        {"jobId": job_id, "status": RunStatus.PENDING.value},
+        {"$set": {"status": RunStatus.SKIPPED.value, "error": DELETED_JOB_ERROR, "endedAt": now}},
+    )
+    return JobDocument.from_mongo(deleted)
+
+
+async def queue_run_now(db: Database, job: JobDocument, *, now: datetime | None = None) -> ObjectId:
+    """Insert a pending manual run of `job` (see docs/design.md "Run-now"); returns its id.
+
+    With overlap policy `skip`, RunInProgressError if a run is active or a manual run is
+    already queued (so repeated taps do not pile up runs that would only be skipped).
+    """
+    if job.overlap_policy is OverlapPolicy.SKIP:
+        queued = await db[RUNS].find_one(
+            {
+                "jobId": job.id,
+                "status": RunStatus.PENDING.value,
+                "trigger": RunTrigger.MANUAL.value,
+            },
+            projection={"_id": 1},
+        )
+        if job.active_run_ids or queued is not None:
+            raise RunInProgressError(job.id)
+    now = now or utc_now()
+    run_id = ObjectId()
+    await db[RUNS].insert_one(
+        {
+            "_id": run_id,
+            "jobId": job.id,
+            "ownerId": job.owner_id,
+            "jobName": job.name,
+            "type": job.type,
+            "slot": manual_slot_key(run_id),
+            "scheduledFor": now,
+            "trigger": RunTrigger.MANUAL.value,
+            "attempt": 1,
+            "status": RunStatus.PENDING.value,
+            "notBefore": now,
+            "createdAt": now,
+        }
+    )
+    return run_id
+
+
+async def list_runs(
+    db: Database, job_id: ObjectId, *, limit: int = 50, before: ObjectId | None = None
+) -> list[RunDocument]:
+    """The job's runs, newest first (`_id` descending), older than the cursor `before`."""
+    query: Document = {"jobId": job_id}
+    if before is not None:
+        query["_id"] = {"$lt": before}
+    cursor = db[RUNS].find(query).sort("_id", DESCENDING).limit(limit)
+    return [RunDocument.model_validate(document) async for document in cursor]
+
+
+async def list_reports(
+    db: Database,
+    job_id: ObjectId,
+    *,
+    owner_id: str | None = None,
+    limit: int = 50,
+    before: ObjectId | None = None,
+) -> list[Document]:
+    """The job's stored reports (raw `reports` documents), newest first."""
+    query: Document = {"jobId": job_id}
+    if owner_id is not None:
+        query["ownerId"] = owner_id
+    if before is not None:
+        query["_id"] = {"$lt": before}
+    cursor = db[REPORTS].find(query).sort("_id", DESCENDING).limit(limit)
+    return [document async for document in cursor]

@@ -1,0 +1,172 @@
+"""Where an httpRequest job may connect (the SSRF policy), checked at creation and at run time."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+
+import httpx
+
+IPAddress = IPv4Address | IPv6Address
+
+MAX_URL_LENGTH = 2048
+ALLOWED_SCHEMES = frozenset({"http", "https"})
+
+# Special-purpose ranges (IANA registries), most specific first; the label explains a refusal.
+_BLOCKED_NETWORKS: tuple[tuple[IPv4Network | IPv6Network, str], ...] = tuple(
+    (ip_network(network), label)
+    for network, label in (
+        ("0.0.0.0/8", "unspecified"),
+        ("10.0.0.0/8", "private"),
+        ("100.64.0.0/10", "carrier-grade NAT"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("172.16.0.0/12", "private"),
+        ("192.0.0.0/24", "reserved"),
+        ("192.0.2.0/24", "documentation"),
+        ("192.88.99.0/24", "reserved"),
+        ("192.168.0.0/16", "private"),
+        ("198.18.0.0/15", "benchmarking"),
+        ("198.51.100.0/24", "documentation"),
+        ("203.0.113.0/24", "documentation"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("::/8", "reserved"),
+        ("64:ff9b:1::/48", "private"),
+        ("100::/64", "reserved"),
+        ("2001::/23", "reserved"),
+        ("2001:db8::/32", "documentation"),
+        ("2002::/16", "6to4"),
+        ("3fff::/20", "documentation"),
+        ("5f00::/16", "reserved"),
+        ("fc00::/7", "unique-local"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "site-local"),
+        ("ff00::/8", "multicast"),
+    )
+)
+_METADATA_ADDRESSES = frozenset({ip_address("169.254.169.254"), ip_address("fd00:ec2::254")})
+_NAT64_PREFIX = ip_network("64:ff9b::/96")
+_HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)")
+_FORBIDDEN_URL_CHARACTERS = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+class TargetError(ValueError):
+    """A URL or address the policy refuses; the message is fit to show the job's owner."""
+
+
+def blocked_reason(address: IPAddress) -> str | None:
+    """Why `address` is not a public unicast address (e.g. "loopback"), or None if it is."""
+    if isinstance(address, IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address in _NAT64_PREFIX:
+            address = IPv4Address(int(address) & 0xFFFF_FFFF)
+    if address in _METADATA_ADDRESSES:
+        return "cloud metadata"
+    for network, label in _BLOCKED_NETWORKS:
+        if network.version == address.version and address in network:
+            return label
+    # Belt and braces: anything else the standard library does not consider global.
+    return None if address.is_global else "non-public"
+
+
+def parse_ip(host: str) -> IPAddress | None:
+    """The address if `host` is an IP literal (brackets allowed), else None."""
+    try:
+        return ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return None
+
+
+def normalize_host(host: str) -> str:
+    """Lower-case ASCII form without a trailing dot (IP literals in canonical form)."""
+    host = host.strip().lower().rstrip(".")
+    address = parse_ip(host)
+    return str(address) if address is not None else host
+
+
+def host_of(url: httpx.URL) -> str:
+    """The URL's host as it is matched against the allow-list (IDNA/punycode, normalized)."""
+    return normalize_host(url.raw_host.decode("ascii"))
+
+
+def host_matches(host: str, patterns: Iterable[str]) -> bool:
+    """Whether `host` equals a pattern, or is a subdomain of a `*.example.com` pattern."""
+    host = normalize_host(host)
+    for pattern in patterns:
+        wanted = normalize_host(pattern)
+        if wanted.startswith("*."):
+            if host.endswith(wanted[1:]) and len(host) > len(wanted) - 1:
+                return True
+        elif host == wanted:
+            return True
+    return False
+
+
+def check_url_shape(url: str) -> str:
+    """A path (`/hook`) or an absolute http(s) URL with a plain host; raise ValueError otherwise."""
+    if _FORBIDDEN_URL_CHARACTERS.search(url):
+        raise ValueError("must not contain spaces, control characters or backslashes")
+    if url.startswith("/"):
+        if url.startswith("//"):
+            raise ValueError("a path must start with a single '/' (no scheme-relative URLs)")
+        return url
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise ValueError(f"is not a valid URL ({error})") from None
+    if parsed.scheme not in ALLOWED_SCHEMES or not parsed.is_absolute_url:
+        raise ValueError("must be an absolute http:// or https:// URL, or a path starting with /")
+    if parsed.userinfo:
+        raise ValueError("must not contain user credentials (user@host)")
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise ValueError("port must be between 1 and 65535")
+    _check_host_syntax(host_of(parsed))
+    return url
+
+
+def _check_host_syntax(host: str) -> None:
+    if "%" not in host and parse_ip(host) is not None:  # no IPv6 zone ids ("fe80::1%eth0")
+        return
+    labels = host.split(".")
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"host {host!r} is not a valid host name")
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):
+        # "127.1", "0x7f000001" or "2130706433" are IPv4 addresses to some resolvers.
+        raise ValueError(f"host {host!r} is an ambiguous numeric address; use dotted IPv4 form")
+
+
+def resolve_url(url: str, base_url: str) -> tuple[httpx.URL, bool]:
+    """The absolute URL to call and whether it is trusted (a path under CRON_HTTP_BASE_URL)."""
+    if not url.startswith("/"):
+        return httpx.URL(url), False
+    base = httpx.URL(base_url)
+    # The path is appended to the base URL (which may itself end in a path such as /hooks).
+    resolved = httpx.URL(base_url.rstrip("/") + url)
+    if (resolved.scheme, resolved.raw_host, resolved.port) != (
+        base.scheme,
+        base.raw_host,
+        base.port,
+    ):
+        raise TargetError(f"path {url!r} leaves the base URL's origin")
+    return resolved, True
+
+
+def check_host_allowed(url: httpx.URL, allowed_hosts: Iterable[str], exempt: bool) -> None:
+    """Refuse a host outside the allow-list (unless `exempt`); raise TargetError."""
+    host = host_of(url)
+    if not exempt and not host_matches(host, allowed_hosts):
+        raise TargetError(f"host {host!r} is not in CRON_HTTP_ALLOWED_HOSTS")
+
+
+def check_address(address: IPAddress, allow_private: bool, host: str | None = None) -> None:
+    """Refuse a non-public address unless private networks are allowed; raise TargetError."""
+    reason = None if allow_private else blocked_reason(address)
+    if reason is not None:
+        subject = f"host {host!r} resolves to {address}" if host else f"address {address}"
+        raise TargetError(f"{subject} which is {reason}; only public addresses are allowed")

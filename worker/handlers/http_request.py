@@ -1,0 +1,264 @@
+"""Handler of `httpRequest`: a signed call, SSRF-checked after DNS, pinned to the vetted address."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import string
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from shared import __version__, netguard
+from shared.job_types.http_request import HttpMethod, HttpRequestPayload
+from shared.job_types.http_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header
+from shared.job_types.limits import json_bytes
+from shared.settings import Settings
+from worker.context import HandlerError, RunContext
+
+USER_AGENT = f"cronjobs/{__version__}"
+MAX_REDIRECTS = 3
+SNIPPET_CHARS = 500
+ERROR_SNIPPET_CHARS = 120
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Credentials a user attached for one origin are not handed to another one on a redirect.
+_ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie"})
+# X-Cron-Job carries the job name; anything outside printable ASCII is percent-encoded (UTF-8).
+_NAME_SAFE = "".join(c for c in string.printable if c not in "%\t\n\r\x0b\x0c")
+
+Resolver = Callable[[str, int], Awaitable[list[netguard.IPAddress]]]
+
+
+async def system_resolver(host: str, port: int) -> list[netguard.IPAddress]:
+    """Every address the system resolver returns for `host`, in its preference order."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[netguard.IPAddress] = []
+    for info in infos:
+        address = netguard.parse_ip(str(info[4][0]).partition("%")[0])
+        if address is not None and address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One request of the exchange (the first, or one after a redirect)."""
+
+    url: httpx.URL
+    method: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    # A path under CRON_HTTP_BASE_URL: trusted operator configuration, no address checks.
+    trusted: bool = False
+
+
+async def handle(ctx: RunContext, payload: HttpRequestPayload) -> dict[str, Any] | None:
+    """Call the endpoint; a non-2xx answer (or a refused target) fails the attempt."""
+    return await call(ctx, payload)
+
+
+async def call(
+    ctx: RunContext,
+    payload: HttpRequestPayload,
+    *,
+    resolver: Resolver = system_resolver,
+    verify: ssl.SSLContext | bool = True,
+) -> dict[str, Any]:
+    """`handle` with the resolver and TLS trust injectable (tests use them)."""
+    try:
+        url, trusted = netguard.resolve_url(payload.url, ctx.settings.http_base_url)
+    except netguard.TargetError as error:
+        raise HandlerError(str(error)) from None
+    hop = Hop(url, payload.method.value, *_body_of(payload), trusted=trusted)
+    started = time.monotonic()
+    timeout = payload.timeout_seconds
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            # trust_env=False: no proxy from the environment may bypass the address pinning.
+            # httpx's own limit is a backstop; the asyncio deadline above covers the whole call.
+            httpx.AsyncClient(
+                trust_env=False, follow_redirects=False, timeout=timeout + 1, verify=verify
+            ) as client,
+        ):
+            status, reason, content, final = await _exchange(ctx, client, hop, resolver)
+    except TimeoutError:
+        raise HandlerError(f"no complete answer within {timeout} s") from None
+    duration_ms = round((time.monotonic() - started) * 1000)
+    snippet = content.decode("utf-8", errors="replace")
+    ctx.log.info("http_request.answered", status=status, duration_ms=duration_ms, host=final.host)
+    if not 200 <= status < 300:
+        short = " ".join(snippet.split())[:ERROR_SNIPPET_CHARS]
+        raise HandlerError(
+            " ".join(f"HTTP {status} {reason}".split())
+            + f" from {final.host} after {duration_ms} ms"
+            + (f": {short}" if short else "")
+        )
+    return {
+        "statusCode": status,
+        "durationMs": duration_ms,
+        "responseSnippet": snippet[:SNIPPET_CHARS],
+    }
+
+
+def _body_of(payload: HttpRequestPayload) -> tuple[bytes, dict[str, str]]:
+    headers = dict(payload.headers)
+    lowered = {name.lower() for name in headers}
+    if payload.body is None:
+        return b"", headers
+    if isinstance(payload.body, str):
+        body, content_type = payload.body.encode("utf-8"), "text/plain; charset=utf-8"
+    else:
+        body, content_type = json_bytes(payload.body), "application/json"
+    if "content-type" not in lowered:
+        headers["Content-Type"] = content_type
+    return body, headers
+
+
+async def _exchange(
+    ctx: RunContext, client: httpx.AsyncClient, hop: Hop, resolver: Resolver
+) -> tuple[int, str, bytes, httpx.URL]:
+    """Send `hop`, following up to MAX_REDIRECTS redirects to permitted targets."""
+    timestamp = int(time.time())
+    for _ in range(MAX_REDIRECTS + 1):
+        response = await _send(ctx, client, hop, timestamp, resolver)
+        try:
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECT_STATUSES or not location:
+                try:
+                    content = await _read_capped(response, ctx.settings.http_max_response_bytes)
+                except httpx.HTTPError as error:
+                    raise HandlerError(f"{hop.url.host}: {_describe(error)}") from None
+                return response.status_code, response.reason_phrase, content, hop.url
+        finally:
+            await response.aclose()
+        hop = _redirected(hop, response.status_code, location, ctx.settings)
+        ctx.log.info("http_request.redirect", status=response.status_code, to=str(hop.url))
+    raise HandlerError(f"more than {MAX_REDIRECTS} redirects")
+
+
+async def _send(
+    ctx: RunContext, client: httpx.AsyncClient, hop: Hop, timestamp: int, resolver: Resolver
+) -> httpx.Response:
+    headers = {**hop.headers, **_identity_headers(ctx, hop, timestamp)}
+    if "accept-encoding" not in {name.lower() for name in hop.headers}:
+        # The capped read takes raw bytes: ask for an uncompressed answer.
+        headers["Accept-Encoding"] = "identity"
+    targets = await _targets(hop, ctx.settings, resolver)
+    last_error: httpx.TransportError | None = None
+    for connect_url, extensions in targets:
+        if connect_url != hop.url:
+            headers["Host"] = hop.url.netloc.decode("ascii")
+        request = client.build_request(
+            hop.method, connect_url, headers=headers, content=hop.body, extensions=extensions
+        )
+        try:
+            return await client.send(request, stream=True)
+        except httpx.ConnectError as error:
+            last_error = error  # try the next vetted address
+        except httpx.TransportError as error:
+            raise HandlerError(f"{hop.url.host}: {_describe(error)}") from None
+    raise HandlerError(f"cannot connect to {hop.url.host}: {_describe(last_error)}")
+
+
+def _identity_headers(ctx: RunContext, hop: Hop, timestamp: int) -> dict[str, str]:
+    secret = ctx.settings.http_signing_secret.get_secret_value()
+    scheduled = ctx.scheduled_for.astimezone(UTC).isoformat(timespec="milliseconds")
+    return {
+        "User-Agent": USER_AGENT,
+        "X-Cron-Job": quote(ctx.job.name, safe=_NAME_SAFE),
+        "X-Cron-Job-Id": str(ctx.job.id),
+        "X-Cron-Run-Id": ctx.run_id,
+        "X-Cron-Attempt": str(ctx.attempt),
+        "X-Cron-Scheduled-For": scheduled.replace("+00:00", "Z"),
+        "X-Cron-Idempotency-Key": ctx.idempotency_key,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: signature_header(secret, timestamp, hop.body),
+    }
+
+
+async def _targets(
+    hop: Hop, settings: Settings, resolver: Resolver
+) -> list[tuple[httpx.URL, dict[str, Any]]]:
+    """Where to connect: the URL itself (trusted or IP literal) or each vetted address."""
+    if hop.trusted:
+        return [(hop.url, {})]
+    host = netguard.host_of(hop.url)
+    try:
+        # Which owner is an admin is only known at creation; at run time the setting decides.
+        netguard.check_host_allowed(
+            hop.url, settings.http_allowed_hosts, exempt=settings.http_admin_any_host
+        )
+        literal = netguard.parse_ip(host)
+        if literal is not None:
+            netguard.check_address(literal, settings.http_allow_private_networks)
+            return [(hop.url, {})]
+        addresses = await _resolve(host, hop.url, resolver)
+        for address in addresses:
+            netguard.check_address(address, settings.http_allow_private_networks, host)
+    except netguard.TargetError as error:
+        raise HandlerError(str(error)) from None
+    # Connect to the address just vetted, never to a second lookup (DNS rebinding);
+    # TLS still verifies the certificate for the real host name (SNI).
+    extensions = {"sni_hostname": host} if hop.url.scheme == "https" else {}
+    return [(hop.url.copy_with(host=str(address)), extensions) for address in addresses]
+
+
+async def _resolve(host: str, url: httpx.URL, resolver: Resolver) -> list[netguard.IPAddress]:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        addresses = await resolver(host, port)
+    except OSError as error:
+        raise HandlerError(f"DNS lookup of {host!r} failed: {_describe(error)}") from None
+    if not addresses:
+        raise HandlerError(f"DNS lookup of {host!r} returned no address")
+    return addresses
+
+
+def _redirected(hop: Hop, status: int, location: str, settings: Settings) -> Hop:
+    """The next hop after a redirect, or HandlerError if its target is not permitted."""
+    try:
+        target = hop.url.join(location)
+        netguard.check_url_shape(str(target))
+    except (httpx.InvalidURL, ValueError) as error:
+        raise HandlerError(f"redirect to {location[:200]!r} refused: {error}") from None
+    same_origin = _origin(target) == _origin(hop.url)
+    base_origin = _origin(httpx.URL(settings.http_base_url))
+    headers = dict(hop.headers)
+    if not same_origin:
+        headers = {k: v for k, v in headers.items() if k.lower() not in _ORIGIN_BOUND_HEADERS}
+    method, body = hop.method, hop.body
+    if status == 303 or (status in (301, 302) and method == HttpMethod.POST):
+        method, body = HttpMethod.GET.value, b""
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    trusted = hop.trusted and _origin(target) == base_origin
+    return replace(hop, url=target, method=method, body=body, headers=headers, trusted=trusted)
+
+
+def _origin(url: httpx.URL) -> tuple[str, bytes, int | None]:
+    return url.scheme, url.raw_host, url.port
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    """At most `limit` bytes of the body, undecoded, without reading the rest."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return "no address to connect to"
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

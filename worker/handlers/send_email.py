@@ -1,0 +1,83 @@
+"""Handler of `sendEmail`: render the template and send a multipart message over SMTP."""
+
+from __future__ import annotations
+
+import hashlib
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+from typing import Any
+
+import aiosmtplib
+
+from shared.job_types import email_templates
+from shared.job_types.send_email import SendEmailPayload
+from shared.settings import Settings
+from worker.context import HandlerError, RunContext
+
+
+async def handle(ctx: RunContext, payload: SendEmailPayload) -> dict[str, Any] | None:
+    """Send the message; the result keeps its Message-ID and the accepted recipient count."""
+    settings = ctx.settings
+    try:
+        rendered = email_templates.render(settings.templates_dir, payload.template, payload.params)
+    except email_templates.TemplateRenderError as error:
+        raise HandlerError(str(error)) from None
+    message = build_message(ctx, payload, rendered)
+    try:
+        refused, _ = await aiosmtplib.send(message, **_smtp_options(settings))
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+        raise HandlerError(
+            f"SMTP {settings.smtp_host}:{settings.smtp_port}: {_one_line(error)}"
+        ) from None
+    accepted = len(payload.to) - len(refused)
+    ctx.log.info("send_email.sent", message_id=message["Message-ID"], recipients=accepted)
+    result: dict[str, Any] = {"messageId": message["Message-ID"], "recipients": accepted}
+    if refused:
+        result["refused"] = len(refused)
+    return result
+
+
+def build_message(
+    ctx: RunContext, payload: SendEmailPayload, rendered: email_templates.RenderedEmail
+) -> EmailMessage:
+    """multipart/alternative with the text and HTML bodies and the run's identity headers."""
+    sender = ctx.settings.smtp_from
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join(payload.to)
+    message["Subject"] = payload.subject
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = message_id(ctx.idempotency_key, sender)
+    # RFC 3834: keeps vacation responders from answering a machine.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Cron-Job-Id"] = str(ctx.job.id)
+    message["X-Cron-Run-Id"] = ctx.run_id
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+def message_id(idempotency_key: str, sender: str) -> str:
+    """Stable across retries of one slot, so a resent message can be recognised as the same."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    return f"<{digest}.cronjobs@{domain}>"
+
+
+def _smtp_options(settings: Settings) -> dict[str, Any]:
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return {
+        "hostname": settings.smtp_host,
+        "port": settings.smtp_port,
+        "username": settings.smtp_username or None,
+        "password": password if settings.smtp_username else None,
+        "use_tls": settings.smtp_security == "tls",
+        # False, not None: "none" must not upgrade opportunistically either.
+        "start_tls": settings.smtp_security == "starttls",
+        "timeout": settings.smtp_timeout_seconds,
+    }
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
