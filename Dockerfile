@@ -37,7 +37,8 @@ ENV PATH=/opt/cronjobs/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     CRON_API_HOST=0.0.0.0 \
     CRON_API_PORT=8000
-USER cronjobs:cronjobs
+# Numeric, so orchestrators can verify "runAsNonRoot" (uid 10001 = user cronjobs).
+USER 10001:10001
 WORKDIR /opt/cronjobs
 EXPOSE 8000
 # The worker drains on SIGTERM (CRON_SHUTDOWN_GRACE_SECONDS); give it longer with

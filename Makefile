@@ -32,5 +32,10 @@ typecheck: install
 test: lint typecheck
 	$(BIN)/python -m pytest
 
+# Benchmarks vs Agenda 6 (about 20 minutes; not part of `make test`): docs/benchmarks.md.
+bench: install
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import uvicorn
@@ -31,6 +32,10 @@ def main() -> int:
         sys.stderr.write(f"cronjobs-api: {error}\n")
         return 2
     configure_logging(settings, "api")
+    # uvicorn re-raises the stop signal once it has shut down gracefully; with these handlers
+    # in place (restored by uvicorn before it re-raises) the process exits 0, not "killed".
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, _exit_cleanly)
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -43,6 +48,10 @@ def main() -> int:
         lifespan="on",
     )
     return 0
+
+
+def _exit_cleanly(number: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

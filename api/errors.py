@@ -16,6 +16,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.types import ExceptionHandlersMap
+from pymongo.errors import ConnectionFailure
 
 from api.schemas.common import FieldError, Problem
 from shared import jobs_repo
@@ -144,6 +145,14 @@ def _version_conflict(
     return problem(HTTPStatus.PRECONDITION_FAILED, detail, headers={"ETag": f'"{error.actual}"'})
 
 
+def _database_unavailable(
+    request: Request[Any, Any, Any], error: ConnectionFailure
+) -> Response[Problem]:
+    log.warning("api.database_unavailable", path=request.url.path, error=type(error).__name__)
+    detail = "the database is unavailable; retry later"
+    return problem(HTTPStatus.SERVICE_UNAVAILABLE, detail, headers={"Retry-After": "5"})
+
+
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ApiError: handle_api_error,
     HTTPException: handle_http_exception,
@@ -152,5 +161,6 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     jobs_repo.QuotaExceededError: _conflict,
     jobs_repo.RunInProgressError: _conflict,
     jobs_repo.VersionConflictError: _version_conflict,
+    ConnectionFailure: _database_unavailable,
     Exception: handle_unexpected,
 }

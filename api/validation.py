@@ -17,7 +17,7 @@ from shared.job_types.limits import json_depth
 from shared.jobs_repo import JobSpec
 from shared.model import JobOptions, RetryPolicy
 from shared.registry import JobTypeRegistry, PayloadContext, PayloadRuleError
-from shared.schedule import Schedule, ScheduleError
+from shared.schedule import Schedule, ScheduleError, parse_timezone
 from shared.settings import Settings
 
 # A 5-field cron fires on whole wall-clock minutes, so its gaps are at least this long.
@@ -104,10 +104,18 @@ class JobValidator:
         now: datetime | None = None,
     ) -> Schedule | None:
         """The parsed schedule, or None with the cron / timezone errors appended."""
+        zone_known = True
         try:
-            schedule = Schedule.parse(cron, timezone)
+            parse_timezone(timezone)
+        except ScheduleError as error:
+            errors.append(field_error("timezone", error.message))
+            zone_known = False
+        try:  # with a bad zone, still report what is wrong with the cron itself
+            schedule = Schedule.parse(cron, timezone if zone_known else "UTC")
         except ScheduleError as error:
             errors.append(field_error(error.field or "cron", error.message))
+            return None
+        if not zone_known:
             return None
         minimum = self.settings.min_interval_seconds
         # A 5-field cron cannot fire more often than once a minute: skip the sampling then.

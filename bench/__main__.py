@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -26,12 +29,12 @@ SCENARIOS = ("herd", "steady", "lone", "idle", "api", "profile")
 
 @dataclass(frozen=True)
 class Scale:
-    """Sizes and durations; `full` is what `make bench` runs (about 20 minutes on 2 cores)."""
+    """Sizes and durations: what `make bench` runs (about 25 minutes on 2 cores)."""
 
     herd_sizes: tuple[int, ...] = (1000, 10_000)
     herd_workers: tuple[int, ...] = (1, 2)
     steady_jobs: int = 1000
-    steady_seconds: float = 120.0
+    steady_seconds: float = 90.0
     lone_seconds: float = 30.0
     idle_stored: tuple[int, ...] = (1000, 100_000)
     idle_seconds: float = 60.0
@@ -75,12 +78,12 @@ async def _both(
 
 
 async def run_all(
-    scale: Scale, only: set[str], systems: list[tuple[str, System]]
+    scale: Scale, only: set[str], systems: list[tuple[str, System]], mongodb_uri: str | None
 ) -> dict[str, Any]:
     """Every scenario in `only`, each system in turn, against one server and one proxy."""
-    results: dict[str, Any] = {"scale": asdict(scale)}
-    with LocalMongo() as server:
-        uri = server.uri
+    results: dict[str, Any] = {"scale": asdict(scale), "server": mongodb_uri or "local stand-in"}
+    with contextlib.ExitStack() as stack:
+        uri = mongodb_uri or stack.enter_context(LocalMongo()).uri
         parsed = urlparse(uri)
         proxy = CountingProxy(parsed.hostname or "127.0.0.1", parsed.port or 27017)
         await proxy.start()
@@ -124,8 +127,16 @@ async def run_all(
             if "profile" in only:
                 _log(f"profiling our worker under a herd of {scale.profile_herd}")
                 profiled = OurSystem(wrapper_args=["--profile"])
-                results["profile"] = await herd(profiled, uri, scale.profile_herd, 1, "profiled")
+                n = scale.profile_herd
+                profile = RAW_DIR / f"bench_profiled_herd_{n}_1-ours-herd{n}-1.profile.txt"
+                profile.unlink(missing_ok=True)
+                # The profile is written when the worker exits: give its shutdown time.
+                results["profile"] = await herd(
+                    profiled, uri, n, 1, "profiled", proxy, watch_seconds=60.0, stop_seconds=90.0
+                )
                 results["profile"].pop("lags_ms", None)
+                if profile.exists():
+                    shutil.copyfile(profile, RESULTS_DIR / "profile-herd.txt")
         finally:
             await proxy.stop()
     return results
@@ -137,9 +148,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument("--skip-agenda", action="store_true")
+    parser.add_argument(
+        "--mongodb-uri",
+        help="run against this server (a replica set, for change streams) instead of the stand-in",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--render", action="store_true", help="only rebuild the page and plot from --out"
+    )
     args = parser.parse_args()
+    plot_path = args.page.parent / "benchmarks-lag.png"
+    if args.render:
+        results = json.loads(args.out.read_text())
+        raw_lags = json.loads((RAW_DIR / "lags.json").read_text())
+        plot.lag_plot(raw_lags, plot_path)
+        args.page.write_text(report.render(results, plot_path.name))
+        return
     scale = QUICK if args.quick else Scale()
     RAW_DIR.mkdir(parents=True, exist_ok=True)
     agenda = AgendaSystem()
@@ -148,13 +173,18 @@ def main() -> None:
         agenda.install()
         systems.append(("agenda", agenda))
     started = time.monotonic()
-    results = asyncio.run(run_all(scale, set(args.only.split(",")), systems))
+    load_before = os.getloadavg()
+    only = set(args.only.split(","))
+    results = asyncio.run(run_all(scale, only, systems, args.mongodb_uri))
     raw_lags = _split_lags(results)
     results["meta"] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "make bench" + (" (--quick)" if args.quick else ""),
         "total_seconds": round(time.monotonic() - started, 1),
         "machine": machine_facts(),
+        # Other processes on the machine (e.g. test runs) show up here and in every figure.
+        "load_average_1_5_15_before": [round(x, 2) for x in load_before],
+        "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
         "agenda_versions": agenda.versions,
         "knobs": {tag: system.knobs() for tag, system in systems},
     }
@@ -162,7 +192,6 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
     (RAW_DIR / "lags.json").write_text(json.dumps(raw_lags))
-    plot_path = args.page.parent / "benchmarks-lag.png"
     plot.lag_plot(raw_lags, plot_path)
     args.page.write_text(report.render(results, plot_path.name))
     _log(f"wrote {args.out}, {args.page} and {plot_path} in {results['meta']['total_seconds']} s")

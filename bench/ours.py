@@ -52,7 +52,8 @@ def job_document(
 
 
 def _settings(uri: str, db_name: str) -> Settings:
-    return load_settings({}, mongodb_uri=uri, db_name=db_name)
+    # Under a 10,000-job herd the stand-in can stall for seconds: the harness waits it out.
+    return load_settings({}, mongodb_uri=uri, db_name=db_name, mongodb_timeout_ms=60_000)
 
 
 @dataclass

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import bson
@@ -17,11 +18,36 @@ _HEADER = struct.Struct("<iiii")
 _HELLO_COMMANDS = frozenset({"ismaster", "isMaster", "hello"})
 
 
+@dataclass(frozen=True)
+class Request:
+    """What one request message asks for."""
+
+    command: str
+    collection: str = ""
+    # Statements carried (documents to insert, updates, deletes); 1 for anything else.
+    statements: int = 1
+
+    @property
+    def target(self) -> str:
+        """`command collection`, e.g. `update cron_runs`."""
+        return f"{self.command} {self.collection}".strip()
+
+
 @dataclass
 class CommandCounts:
     """Requests seen since the last reset, by command name (first key of the OP_MSG body)."""
 
     by_command: Counter[str] = field(default_factory=Counter)
+    by_target: Counter[str] = field(default_factory=Counter)
+    statements: Counter[str] = field(default_factory=Counter)
+    # Seconds between a request leaving the proxy and its reply arriving, summed per target.
+    server_seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def add(self, request: Request) -> None:
+        """Count one request."""
+        self.by_command[request.command] += 1
+        self.by_target[request.target] += 1
+        self.statements[request.target] += request.statements
 
     @property
     def total(self) -> int:
@@ -37,27 +63,63 @@ class CommandCounts:
         """A copy, for reports."""
         return dict(self.by_command.most_common())
 
+    def server_time(self) -> dict[str, dict[str, float]]:
+        """Per command and collection: requests, statements, total and mean server seconds."""
+        return {
+            target: {
+                "requests": self.by_target[target],
+                "statements": self.statements[target],
+                "server_s": round(seconds, 2),
+                "mean_ms": round(seconds / max(self.by_target[target], 1) * 1000, 2),
+            }
+            for target, seconds in sorted(self.server_seconds.items(), key=lambda kv: -kv[1])
+        }
 
-def command_name(opcode: int, body: bytes) -> str:
-    """The command a request carries: the first key of its body document."""
-    if opcode == OP_MSG:
-        # flagBits (4 bytes), then sections; a kind-0 section holds the command document.
-        offset = 4
-        while offset < len(body):
-            kind = body[offset]
-            offset += 1
-            if kind == 0:
-                length = struct.unpack_from("<i", body, offset)[0]
-                document = bson.decode(body[offset : offset + length])
-                return next(iter(document), "?")
-            # kind 1: a document sequence, prefixed by its own int32 size
-            offset += struct.unpack_from("<i", body, offset)[0]
-        return "?"
+
+_STATEMENT_ARRAYS = {"insert": "documents", "update": "updates", "delete": "deletes"}
+
+
+def parse_request(opcode: int, body: bytes) -> Request:
+    """The command a request carries (first key of its body document), its collection and size."""
     if opcode == OP_QUERY:
-        return "legacy-query"
+        return Request("legacy-query")
     if opcode == OP_COMPRESSED:
-        return "compressed"
-    return f"opcode-{opcode}"
+        return Request("compressed")
+    if opcode != OP_MSG:
+        return Request(f"opcode-{opcode}")
+    document: dict[str, object] = {}
+    sequenced = 0
+    # flagBits (4 bytes), then sections: kind 0 holds the command document, kind 1 a
+    # document sequence (e.g. the statements of a bulk write) prefixed by its int32 size.
+    offset = 4
+    while offset < len(body):
+        kind = body[offset]
+        offset += 1
+        size = struct.unpack_from("<i", body, offset)[0]
+        if kind == 0:
+            document = bson.decode(body[offset : offset + size])
+        else:
+            sequenced += _count_documents(body[offset + 4 : offset + size])
+        offset += size
+    if not document:
+        return Request("?")
+    command = next(iter(document))
+    target = document[command] if isinstance(document[command], str) else ""
+    if command == "getMore":
+        target = str(document.get("collection", ""))
+    embedded = document.get(_STATEMENT_ARRAYS.get(command, ""), [])
+    statements = sequenced or (len(embedded) if isinstance(embedded, list) else 0) or 1
+    return Request(command, str(target), statements)
+
+
+def _count_documents(sequence: bytes) -> int:
+    # The sequence starts with its identifier (a C string), then back-to-back BSON documents.
+    offset = sequence.index(0) + 1
+    count = 0
+    while offset < len(sequence):
+        offset += struct.unpack_from("<i", sequence, offset)[0]
+        count += 1
+    return count
 
 
 class CountingProxy:
@@ -110,9 +172,10 @@ class CountingProxy:
             client_w.close()
             self._tasks.discard(task)
             return
-        replies = asyncio.create_task(_pipe(server_r, client_w))
+        pending: dict[int, tuple[str, float]] = {}
+        replies = asyncio.create_task(self._replies(server_r, client_w, pending))
         try:
-            await self._requests(client_r, server_w)
+            await self._requests(client_r, server_w, pending)
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -123,20 +186,37 @@ class CountingProxy:
                 writer.close()
             self._tasks.discard(task)
 
-    async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _requests(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        pending: dict[int, tuple[str, float]],
+    ) -> None:
         while True:
             header = await reader.readexactly(_HEADER.size)
-            length, _request_id, _response_to, opcode = _HEADER.unpack(header)
+            length, request_id, _response_to, opcode = _HEADER.unpack(header)
             body = await reader.readexactly(length - _HEADER.size)
-            self.counts.by_command[command_name(opcode, body)] += 1
+            request = parse_request(opcode, body)
+            self.counts.add(request)
+            pending[request_id] = (request.target, time.perf_counter())
             writer.write(header + body)
             await writer.drain()
 
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while chunk := await reader.read(1 << 16):
-            writer.write(chunk)
-            await writer.drain()
-    except OSError:
-        pass
+    async def _replies(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        pending: dict[int, tuple[str, float]],
+    ) -> None:
+        try:
+            while True:
+                header = await reader.readexactly(_HEADER.size)
+                length, _request_id, response_to, _opcode = _HEADER.unpack(header)
+                body = await reader.readexactly(length - _HEADER.size)
+                sent = pending.pop(response_to, None)
+                if sent is not None:
+                    self.counts.server_seconds[sent[0]] += time.perf_counter() - sent[1]
+                writer.write(header + body)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass

@@ -6,9 +6,10 @@ import json
 import math
 from typing import Any
 
-from bench.common import BENCH_DIR, RAW_DIR
+from bench.common import BENCH_DIR, RESULTS_DIR
 
 ANALYSIS = BENCH_DIR / "analysis.md"
+PROFILE = RESULTS_DIR / "profile-herd.txt"
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -62,7 +63,7 @@ def headline(results: dict[str, Any]) -> list[str]:
             ),
             _row(f"{where}: lag p50 (ms)", section, ("lag_ms", "p50"), False),
             _row(f"{where}: lag p99 (ms)", section, ("lag_ms", "p99"), False),
-            _row(f"{where}: duplicates / missing", section, ("dup_missing",), False),
+            _row(f"{where}: duplicates / not started in time", section, ("dup_missing",), False),
         ]
     steady = results.get("steady") or {}
     lines += [
@@ -108,8 +109,8 @@ def _add_dup_missing(results: dict[str, Any]) -> None:
 def herd_details(results: dict[str, Any]) -> list[str]:
     """Every herd figure, both systems."""
     lines = [
-        "| case | system | started | dup | missing | first start (s) | last start (s) | fires/s "
-        "| lag p50 | p95 | p99 | max (ms) | CPU s (herd) | peak RSS MB |",
+        "| case | system | started | dup | not started | first start (s) | last start (s) "
+        "| fires/s | lag p50 | p95 | p99 | max (ms) | CPU s (herd) | peak RSS MB |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for case, section in (results.get("herd") or {}).items():
@@ -160,8 +161,19 @@ def _commands(results: dict[str, Any]) -> list[str]:
     lines = []
     for tag in ("ours", "agenda"):
         wire = _get(results, "steady", tag, "wire_requests_by_command")
-        if wire:
-            lines.append(f"- {tag}, wire requests in the steady window: `{json.dumps(wire)}`")
+        runs = _get(results, "steady", tag, "started")
+        if wire and runs:
+            per_run = {name: round(count / runs, 2) for name, count in wire.items()}
+            lines.append(
+                f"- {tag}, wire requests in the steady window ({runs:,} runs): "
+                f"`{json.dumps(wire)}`; per run: `{json.dumps(per_run)}`"
+            )
+    for tag in ("ours", "agenda"):
+        server = _get(results, "steady", tag, "server_time_by_command")
+        if server:
+            lines += ["", f"Steady state, {tag}: server time by command", "", *server_table(server)]
+    if lines:
+        lines.append("")
     monitored = _get(results, "steady", "ours", "pymongo_commands_by_name")
     if monitored:
         per_run = _get(results, "steady", "ours", "pymongo_commands_per_run")
@@ -177,21 +189,43 @@ def _commands(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def server_table(server: dict[str, dict[str, float]]) -> list[str]:
+    """Requests, statements and server time per command and collection."""
+    return [
+        "| command, collection | requests | statements | server time (s) | mean (ms) |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {_num(row['requests'])} | {_num(row.get('statements'))} | "
+            f"{_num(row['server_s'], 2)} | {_num(row['mean_ms'], 2)} |"
+            for name, row in server.items()
+        ),
+    ]
+
+
 def _profile(results: dict[str, Any]) -> list[str]:
-    profiles = sorted(RAW_DIR.glob("bench_profiled_herd_*.profile.txt"))
-    if not profiles:
+    if not PROFILE.exists():
         return ["(no profile in this run)"]
-    text = profiles[-1].read_text().splitlines()
+    text = PROFILE.read_text().splitlines()
     excerpt = [line for line in text if line.strip()][:60]
     summary = results.get("profile", {})
+    server = summary.get("server_time_by_command") or {}
+    table = [
+        "",
+        "Server time by command during that herd (from the counting proxy: request sent to",
+        "reply received, summed over all connections, so concurrent requests overlap):",
+        "",
+        *server_table(server),
+    ]
     return [
         f"Our worker under a herd of {_num(summary.get('n'))} jobs, one worker, pyinstrument "
         f"attached (so slower than the unprofiled run: {_num(summary.get('fires_per_s'), 0)} "
-        "fires/s). The first lines of the call tree:",
+        "fires/s). The first lines of the call tree (whole profile: "
+        "`bench/results/profile-herd.txt`):",
         "",
         "```",
         *excerpt,
         "```",
+        *(table if server else []),
     ]
 
 
@@ -212,8 +246,11 @@ def render(results: dict[str, Any], plot_name: str) -> str:
         "separate databases, one after the other, on this machine:",
         "",
         f"- run: {meta.get('date')}, `{meta.get('command')}`, {_num(meta.get('total_seconds'))} s",
+        f"- database server: {results.get('server', 'local stand-in')}",
         f"- machine: {machine.get('cores')} cores ({machine.get('cpu_model')}), "
         f"{machine.get('memory_gib')} GiB memory, {machine.get('os')}",
+        f"- load average (1/5/15 min) before / after the run: "
+        f"{meta.get('load_average_1_5_15_before')} / {meta.get('load_average_1_5_15_after')}",
         f"- runtimes: Python {machine.get('python')}, Node {machine.get('node')}, "
         f"{machine.get('java')}",
         f"- Agenda side: {json.dumps(meta.get('agenda_versions', {}))}",
@@ -237,7 +274,10 @@ def render(results: dict[str, Any], plot_name: str) -> str:
         "",
         "## Thundering herd, all figures",
         "",
-        'Lag is handler start minus the slot; "first/last start" are seconds after the slot.',
+        'Lag is handler start minus the slot; "first/last start" are seconds after the slot;',
+        '"not started" counts jobs without a start when the watch ended (90 s after the slot),',
+        "i.e. late, not necessarily lost: the workers are stopped then. Lag percentiles are over",
+        "the runs that started; the plot counts against all due jobs.",
         "",
         *herd_details(results),
         "",
@@ -279,11 +319,16 @@ def _method() -> list[str]:
         "  ahead (ours: `insert_many` of the documents the API would store; Agenda:",
         "  `create('noop', {key}).repeatEvery(cron, {timezone: 'UTC', skipImmediate: true})`",
         "  `.save()`).",
-        "  A start is one handler start: ours from `cron_runs` (`startedAt`, `scheduledFor`),",
-        "  Agenda's from a line its no-op handler prints (`Date.now()`); Agenda keeps no run",
-        "  history, so its slot is the job's latest cron time at or before the start.",
+        "  A start for Agenda is its no-op handler's invocation (a line it prints with",
+        "  `Date.now()`); Agenda keeps no run history, so its slot is the job's latest cron time",
+        "  at or before the start. For ours it is the run's `startedAt` and `scheduledFor` in",
+        "  `cron_runs`: the worker sets `startedAt` when it claims the slot and takes the lease,",
+        "  just before it hands the run to its (32-wide) executor, so queueing inside the worker",
+        "  after the claim is not included (measuring it needs a hook in the worker).",
         "  Duplicates: more than one start for a (job, slot); missing: expected (job, slot) pairs",
-        "  without a start within 240 s. fires/s = distinct jobs started ÷ (last start - slot).",
+        "  without a start within the watched time (90 s after the slot; the profiled run 60 s).",
+        "  fires/s = distinct jobs started ÷ (last start - slot). While a herd runs the harness",
+        "  counts our started runs with one `count_documents` per second (Agenda's: its output).",
         "- **Steady**: one worker, jobs `s * * * * *` with s = i mod 60 (every minute, staggered",
         "  over the seconds), measured over a fixed window after the jobs exist.",
         "- **Database cost**: each worker connects through a counting asyncio TCP proxy",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from bench.common import (
     JobSpec,
@@ -24,14 +25,14 @@ from bench.procs import Child
 from bench.proxy import CountingProxy
 from bench.stats import fire_figures, herd_figures
 
-HERD_TIMEOUT_SECONDS = 240.0
+HERD_TIMEOUT_SECONDS = 90.0
 # How long after the last expected start the harness keeps listening for duplicates.
 DUPLICATE_GRACE_SECONDS = 2.0
 
 
 async def drop_database(uri: str, db_name: str) -> None:
     """Free the stand-in's memory between scenarios."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, socketTimeoutMS=120_000)
     try:
         await client.drop_database(db_name)
     finally:
@@ -46,15 +47,28 @@ def _peak_rss(workers: list[Child]) -> float:
     return max(worker.usage().peak_rss_mb for worker in workers)
 
 
-def _stop(workers: list[Child]) -> list[int | None]:
-    return [worker.stop() for worker in workers]
+def _stop(workers: list[Child], seconds: float = 20.0) -> list[int | None]:
+    return [worker.stop(seconds) for worker in workers]
 
 
-async def herd(system: System, uri: str, n: int, worker_count: int, tag: str) -> dict[str, Any]:
-    """N jobs all due at the same second; workers already running when they are created."""
+async def herd(
+    system: System,
+    uri: str,
+    n: int,
+    worker_count: int,
+    tag: str,
+    proxy: CountingProxy | None = None,
+    watch_seconds: float = HERD_TIMEOUT_SECONDS,
+    stop_seconds: float = 20.0,
+) -> dict[str, Any]:
+    """N jobs all due at the same second; workers already running when they are created.
+
+    With `proxy` the workers go through it, and the server time per command is recorded.
+    """
     db_name = f"bench_{tag}_herd_{n}_{worker_count}"
     await drop_database(uri, db_name)
-    workers = system.start_workers(uri, db_name, worker_count, f"herd{n}")
+    worker_uri = proxy.uri() if proxy else uri
+    workers = system.start_workers(worker_uri, db_name, worker_count, f"herd{n}")
     try:
         await system.wait_ready(uri, db_name, workers)
         slot = next_whole_second(4.0 + n * 0.0015)
@@ -63,19 +77,27 @@ async def herd(system: System, uri: str, n: int, worker_count: int, tag: str) ->
         margin = slot.timestamp() - time.time()
         cpu_before = _cpu(workers)
         await sleep_until(slot.timestamp())
+        if proxy:
+            proxy.reset()
         cpu_at_slot = _cpu(workers)
-        deadline = slot.timestamp() + HERD_TIMEOUT_SECONDS
+        deadline = slot.timestamp() + watch_seconds
         while time.time() < deadline:
-            if await system.started_count(uri, db_name, workers) >= n:
-                break
+            try:
+                if await system.started_count(uri, db_name, workers) >= n:
+                    break
+            except PyMongoError:
+                pass  # a busy server is not the end of the scenario: look again
             await asyncio.sleep(1.0)
         await asyncio.sleep(DUPLICATE_GRACE_SECONDS)
         cpu_after = _cpu(workers)
         peak_rss = _peak_rss(workers)
+        wire = proxy.reset() if proxy else None
     finally:
-        exit_codes = _stop(workers)
+        exit_codes = _stop(workers, stop_seconds)
     starts = await system.collect_starts(uri, db_name, workers, jobs)
     figures = herd_figures(starts, [job.key for job in jobs], slot.timestamp())
+    if wire is not None:
+        figures["server_time_by_command"] = wire.server_time()
     figures.update(
         n=n,
         workers=worker_count,
@@ -84,6 +106,7 @@ async def herd(system: System, uri: str, n: int, worker_count: int, tag: str) ->
         worker_cpu_s_before_slot=round(cpu_at_slot - cpu_before, 2),
         worker_cpu_s_herd=round(cpu_after - cpu_at_slot, 2),
         worker_peak_rss_mb=peak_rss,
+        watched_s=watch_seconds,
         exit_codes=exit_codes,
         lags_ms=sorted(round(s.lag * 1000, 1) for s in starts),
     )
@@ -146,6 +169,7 @@ async def steady(
         worker_peak_rss_mb=peak_rss,
         wire_requests=wire.total,
         wire_requests_by_command=wire.snapshot(),
+        server_time_by_command=wire.server_time(),
         wire_requests_per_run=round(wire.total / runs, 2),
         wire_data_commands_per_run=round(wire.data_commands / runs, 2),
         exit_codes=exit_codes,

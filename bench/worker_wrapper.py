@@ -74,9 +74,8 @@ def main() -> None:
         profiler.start()
     from worker.__main__ import main as worker_main
 
-    sys.argv = ["cronjobs-worker", *rest]
     try:
-        worker_main()
+        code = worker_main(rest)
     finally:
         stop.set()
         if args.commands:
@@ -87,6 +86,7 @@ def main() -> None:
                 profiler.output_text(unicode=True, color=False, show_all=False)
             )
             Path(f"{prefix}.profile.html").write_text(profiler.output_html())
+    sys.exit(code)
 
 
 if __name__ == "__main__":

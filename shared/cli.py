@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO, TypeAlias
+from typing import Any, TypeAlias
 
 from bson import ObjectId
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError
 
 from shared import jobs_repo
+from shared.cli_output import Output, key_values, render
 from shared.db import WORKERS, Database, create_client, ensure_indexes, get_database
 from shared.logging import configure_logging
-from shared.model import JobDocument
+from shared.model import JobDocument, JobOptions
 from shared.settings import Settings, SettingsError, load_settings
 from shared.tokens import TokenError, mint_token
 
 PROG = "cronjobs"
 LIST_LIMIT_MAX = 1000
 JOB_COLUMNS = ("_id", "ownerId", "name", "type", "cron", "timezone", "status", "nextRunAt")
-WORKER_COLUMNS = ("name", "host", "pid", "lastSeenAt", "runsInFlight", "stale")
+# The scheduling options' stored names (JobDocument puts them first; `jobs show` last).
+OPTION_FIELDS = tuple(field.alias or name for name, field in JobOptions.model_fields.items())
+WORKER_COLUMNS = ("name", "host", "pid", "version", "mode", "lastSeenAt", "runsInFlight", "state")
 # Failures an operator can act on: reported as one line, exit status 1.
 EXPECTED_ERRORS = (
     SettingsError,
@@ -37,15 +39,6 @@ EXPECTED_ERRORS = (
 
 class CliError(Exception):
     """A failure reported as one line on stderr with exit status 1."""
-
-
-@dataclass(frozen=True)
-class Output:
-    """What a command produced: JSON-able data, shown as a table unless `--json`."""
-
-    data: Any
-    columns: tuple[str, ...] = ()
-    text: str | None = None
 
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, Output]]
@@ -65,10 +58,18 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except (CliError, *EXPECTED_ERRORS) as error:
         return _fail(str(error))
     except PyMongoError as error:
-        summary = str(error).split(",", 1)[0].splitlines()[0]
-        return _fail(f"database error (check CRON_MONGODB_URI and CRON_DB_NAME): {summary}")
-    _render(output, as_json=args.json, out=sys.stdout)
+        return _fail(_database_problem(error))
+    render(output, as_json=args.json, out=sys.stdout)
     return 0
+
+
+def _database_problem(error: PyMongoError) -> str:
+    """One line: what went wrong with the database, without the topology dump."""
+    lines = str(error).splitlines() or [type(error).__name__]
+    detail = re.split(r" \(configured timeouts|, Timeout: ", lines[0], maxsplit=1)[0]
+    if isinstance(error, ConnectionFailure):
+        return f"cannot reach MongoDB (CRON_MONGODB_URI): {detail}"
+    return f"database error: {detail}"
 
 
 def _fail(message: str) -> int:
@@ -108,7 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--ttl", type=_positive_int, default=3600, help="lifetime in seconds")
 
     workers = _group(groups, "workers", "worker processes")
-    _leaf(workers, "list", "heartbeats of the workers seen recently", common, _workers_list)
+    _leaf(
+        workers,
+        "list",
+        "worker processes of the last 7 days: running, stopped (cleanly) or stale (silent)",
+        common,
+        _workers_list,
+    )
     return parser
 
 
@@ -163,7 +170,10 @@ async def _get_job(db: Database, job_id: ObjectId) -> JobDocument:
 
 
 async def _with_db(settings: Settings, action: DbAction) -> Output:
-    client = create_client(settings)
+    try:
+        client = create_client(settings)
+    except (ValueError, ConfigurationError) as error:  # the URI itself is malformed
+        raise CliError(f"invalid CRON_MONGODB_URI: {error}") from None
     try:
         return await action(get_database(client, settings))
     finally:
@@ -241,6 +251,11 @@ async def _workers_list(args: argparse.Namespace, settings: Settings) -> Output:
         async for worker in db[WORKERS].find({}).sort([("name", 1), ("lastSeenAt", -1)]):
             last_seen = worker.get("lastSeenAt")
             worker["stale"] = last_seen is None or now - last_seen > stale_after
+            # A process that stopped cleanly says so; one that went quiet without it is stale.
+            if worker.get("stoppedAt") is not None:
+                worker["state"] = "stopped"
+            else:
+                worker["state"] = "stale" if worker["stale"] else "running"
             rows.append(worker)
         return Output(rows, WORKER_COLUMNS)
 
@@ -249,60 +264,14 @@ async def _workers_list(args: argparse.Namespace, settings: Settings) -> Output:
 
 def _job_output(job: JobDocument) -> Output:
     document = _document(job)
-    return Output(document, text=_key_values(document))
+    return Output(document, text=key_values(document))
 
 
 def _document(job: JobDocument) -> dict[str, Any]:
-    """A job as stored: camelCase field names."""
-    return job.model_dump(by_alias=True)
-
-
-def _render(output: Output, *, as_json: bool, out: TextIO) -> None:
-    if as_json:
-        out.write(json.dumps(output.data, default=_json_value, indent=2, sort_keys=True) + "\n")
-    elif output.text is not None:
-        out.write(output.text + "\n")
-    else:
-        out.write(_table(output.data, output.columns))
-
-
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):
-        return _cell(value)
-    if isinstance(value, ObjectId):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=_json_value, sort_keys=True)
-    return str(value)
-
-
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    if not rows:
-        return "(none)\n"
-    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
-    headers = [column.lstrip("_") for column in columns]
-    widths = [max(len(text) for text in column) for column in zip(headers, *cells, strict=True)]
-    lines = [headers, *cells]
-    return "".join(
-        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
-        + "\n"
-        for line in lines
-    )
-
-
-def _key_values(document: Mapping[str, Any]) -> str:
-    width = max(len(key) for key in document)
-    return "\n".join(f"{key.ljust(width)}  {_cell(value)}" for key, value in document.items())
+    """A job as stored (camelCase field names), identity first and scheduling options last."""
+    stored = job.model_dump(by_alias=True)
+    options = {name: stored.pop(name) for name in OPTION_FIELDS}
+    return {**stored, **options}
 
 
 if __name__ == "__main__":

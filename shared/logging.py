@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO, cast
 
 import structlog
 
 from shared.settings import Settings
+
+
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at write time, not at configuration time.
+
+    Loggers are cached on first use; a captured or replaced stderr (tests, daemon managers)
+    must not leave them writing to a closed stream.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_CURRENT_STDERR = _CurrentStderr()
 
 
 def configure_logging(settings: Settings, service: str) -> None:
@@ -30,8 +48,8 @@ def configure_logging(settings: Settings, service: str) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CURRENT_STDERR)),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, force=True)
+    logging.basicConfig(level=max(level, logging.WARNING), stream=_CURRENT_STDERR, force=True)

@@ -52,11 +52,16 @@ def main() -> int:
     try:
         with _database(environ) as (mongodb_uri, mongodb_pid):
             signal.signal(signal.SIGINT, stop.handle)
-            environ = _child_environment(environ, mongodb_uri)
-            settings = load_settings(environ)
-            if cli_main(["db", "init"], environ) != 0:
+            child_environ = _child_environment(environ, mongodb_uri)
+            settings = load_settings(child_environ)
+            if cli_main(["db", "init"], child_environ) != 0:
                 return 1
-            return _run_services(settings, environ, stop, mongodb_pid)
+            # What the admin CLI needs in another shell (the secret only if made up here).
+            cli_environ = {"CRON_MONGODB_URI": mongodb_uri, "CRON_DB_NAME": settings.db_name}
+            secret = child_environ.get("CRON_JWT_SECRET")
+            if secret and secret != environ.get("CRON_JWT_SECRET"):
+                cli_environ["CRON_JWT_SECRET"] = secret
+            return _run_services(settings, child_environ, stop, (mongodb_pid, cli_environ))
     except SettingsError as error:
         _say(f"run_local: {error}")
         return 2
@@ -100,8 +105,13 @@ def _child_environment(environ: Mapping[str, str], mongodb_uri: str) -> dict[str
 
 
 def _run_services(
-    settings: Settings, environ: dict[str, str], stop: StopRequest, mongodb_pid: int | None
+    settings: Settings,
+    environ: dict[str, str],
+    stop: StopRequest,
+    database: tuple[int | None, dict[str, str]],
 ) -> int:
+    """Start the API and the worker, print the banner once ready, run until stopped."""
+    mongodb_pid, cli_environ = database
     children: dict[str, subprocess.Popen[bytes]] = {}
     outcome = 0
     try:
@@ -117,7 +127,7 @@ def _run_services(
             pids = {name: process.pid for name, process in children.items()}
             if mongodb_pid is not None:
                 pids["local-mongodb"] = mongodb_pid
-            _say(_banner(settings) + "\nprocesses: " + _pairs(pids))
+            _say(_banner(settings, cli_environ) + "\nprocesses: " + _pairs(pids))
             failed = _wait_for_stop(children, stop)
             if failed:
                 _say(f"run_local: {failed} exited unexpectedly; stopping the stack")
@@ -200,7 +210,7 @@ def _stop_children(
     signals_seen = stop.count
     deadline = time.monotonic() + settings.shutdown_grace_seconds + STOP_MARGIN_SECONDS
     while any(p.poll() is None for p in running.values()):
-        if time.monotonic() > deadline or stop.count > max(signals_seen, 1):
+        if time.monotonic() > deadline or stop.count > signals_seen:
             break
         time.sleep(0.1)
     clean = True
@@ -216,29 +226,44 @@ def _stop_children(
     return clean
 
 
-def _banner(settings: Settings) -> str:
+def _banner(settings: Settings, cli_environ: Mapping[str, str]) -> str:
     base = _api_base(settings)
-    user_token = mint_token(settings, DEMO_USER, (), TOKEN_TTL_SECONDS)
-    admin_token = mint_token(settings, ADMIN_USER, ("admin",), TOKEN_TTL_SECONDS)
     auth = '-H "Authorization: Bearer $ADMIN_TOKEN"'
     body = '{"name": "hello", "type": "noop", "cron": "*/30 * * * * *", "payload": {}}'
+    exports = "\n".join(f"export {name}='{value}'" for name, value in cli_environ.items())
     return f"""
 cronjobs is running. Ctrl-C stops the API, the worker and the database.
 
   API      {base}
   OpenAPI  {base}/schema  (JSON: {base}/schema/openapi.json)
 
-Tokens (24 h; paste into your shell):
+{_tokens(settings, base)}
+
+A first job (noop is an admin-only canary type; 6-field cron = with seconds), run now:
+JOB_ID=$(curl -s -X POST "$API/jobs" {auth} -H "Content-Type: application/json" \\
+  -d '{body}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+curl -s -X POST "$API/jobs/$JOB_ID/run-now" {auth}
+curl -s "$API/jobs/$JOB_ID/runs" {auth}
+curl -s "$API/jobs" -H "Authorization: Bearer $USER_TOKEN"   # the demo user's own jobs
+
+The admin CLI from another shell (docs/operations.md, "Admin CLI"):
+{exports}
+.venv/bin/cronjobs workers list
+"""
+
+
+def _tokens(settings: Settings, base: str) -> str:
+    if settings.jwt_secret is None:
+        return (
+            f"export API={base}\n"
+            "Tokens: none printed (CRON_JWT_PUBLIC_KEY is set: use your auth server's tokens)."
+        )
+    user_token = mint_token(settings, DEMO_USER, (), TOKEN_TTL_SECONDS)
+    admin_token = mint_token(settings, ADMIN_USER, ("admin",), TOKEN_TTL_SECONDS)
+    return f"""Tokens (24 h; paste into your shell):
 export API={base}
 export USER_TOKEN={user_token}
-export ADMIN_TOKEN={admin_token}
-
-A first job (noop is an admin-only canary type; 6-field cron = with seconds), then run it now:
-curl -s -X POST "$API/jobs" {auth} -H "Content-Type: application/json" -d '{body}'
-curl -s -X POST "$API/jobs/<id from the answer>/run-now" {auth}
-curl -s "$API/jobs/<id>/runs" {auth}
-curl -s "$API/jobs" -H "Authorization: Bearer $USER_TOKEN"   # the demo user's own jobs
-"""
+export ADMIN_TOKEN={admin_token}"""
 
 
 def _pairs(values: Mapping[str, object]) -> str:

@@ -21,6 +21,13 @@ WARN_EVERY_SECONDS: Final = 30.0
 log = structlog.get_logger("worker.backoff")
 
 
+def brief(error: BaseException) -> str:
+    """An error for a log line: its first line, without PyMongo's topology description."""
+    lines = str(error).strip().splitlines()
+    text = lines[0].split(", Timeout: ")[0] if lines else ""
+    return text[:300] or type(error).__name__
+
+
 class Stopped(Exception):
     """The worker is stopping: the retried operation was given up."""
 
@@ -54,7 +61,7 @@ class Backoff:
         self.failures = 0
 
     def should_warn(self) -> bool:
-        """True on the first failure of an outage (before any wait), then every WARN_EVERY_SECONDS."""
+        """True on an outage's first failure (before any wait), then every WARN_EVERY_SECONDS."""
         now = time.monotonic()
         if self.failures == 0 or now - self._last_warning >= WARN_EVERY_SECONDS:
             self._last_warning = now
@@ -93,6 +100,6 @@ async def persist(
             if not is_transient(error):
                 raise
             if backoff.should_warn():
-                log.warning("db.unavailable", operation=what, error=str(error).splitlines()[0])
+                log.warning("db.unavailable", operation=what, error=brief(error))
             if not await backoff.wait(stop):
                 raise Stopped(what) from error

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 
 from litestar import Controller, get, post
+from litestar.params import JSONBody
 
 from api.dependencies import CallerDep, ServicesDep
 from api.errors import field_error, invalid
@@ -45,7 +46,7 @@ class CatalogController(Controller):
         responses=problems(400, 413, 422),
     )
     async def preview(
-        self, data: PreviewIn, caller: CallerDep, services: ServicesDep
+        self, data: JSONBody[PreviewIn], caller: CallerDep, services: ServicesDep
     ) -> PreviewOut:
         """The next `count` fire times, or the same cron / timezone errors a save would give."""
         errors: list[FieldError] = []

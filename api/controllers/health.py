@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from http import HTTPStatus
 
+import pymongo
 import structlog
 from litestar import Controller, Response, get
 from litestar.openapi import ResponseSpec
@@ -43,9 +43,10 @@ class HealthController(Controller):
         """200 when the database answers a ping, else 503."""
         timeout = min(READY_TIMEOUT_SECONDS, services.settings.mongodb_timeout_ms / 1000)
         try:
-            async with asyncio.timeout(timeout):
+            # The driver's own deadline (not task cancellation, which can strand a socket).
+            with pymongo.timeout(timeout):
                 await services.db.command("ping")
-        except (TimeoutError, PyMongoError) as error:
+        except PyMongoError as error:
             log.warning("api.not_ready", error=type(error).__name__)
             return Response(
                 Health(status="unavailable"), status_code=HTTPStatus.SERVICE_UNAVAILABLE

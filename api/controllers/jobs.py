@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import structlog
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.params import FromQuery, HeaderParameter, PathParameter, QueryParameter
+from litestar.params import FromQuery, HeaderParameter, JSONBody, PathParameter, QueryParameter
 
 from api.dependencies import CallerDep, DatabaseDep, ServicesDep
 from api.errors import ApiError
@@ -77,7 +77,7 @@ class JobController(Controller):
     async def create_job(
         self,
         request: Request[Any, Any, Any],
-        data: JobCreate,
+        data: JSONBody[JobCreate],
         caller: CallerDep,
         services: ServicesDep,
     ) -> Response[JobOut]:
@@ -147,7 +147,7 @@ class JobController(Controller):
     async def replace_job(
         self,
         job_id: JobId,
-        data: JobReplace,
+        data: JSONBody[JobReplace],
         caller: CallerDep,
         services: ServicesDep,
         if_match: IfMatch = None,
@@ -173,7 +173,7 @@ class JobController(Controller):
     async def patch_job(
         self,
         job_id: JobId,
-        data: JobPatch,
+        data: JSONBody[JobPatch],
         caller: CallerDep,
         services: ServicesDep,
         if_match: IfMatch = None,

@@ -26,9 +26,9 @@ TIMEZONE_MAX_LENGTH = 64
 
 EXAMPLE_PAYLOAD = {
     "to": ["alice@example.com"],
-    "subject": "Daily digest",
-    "template": "digest",
-    "params": {"name": "Alice"},
+    "subject": "Stand-up",
+    "template": "reminder",
+    "params": {"title": "Stand-up at 9:00"},
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import MongoClient
 
 from shared.settings import Settings
 from tests.support import external_mongodb_uri
@@ -54,6 +55,8 @@ class Stack:
         external = external_mongodb_uri()
         if external:
             env["CRON_MONGODB_URI"] = external
+        self.db_name = env["CRON_DB_NAME"]
+        self.external_uri = external
         self.stdout_path = tmp_path / "stack.out"
         self.stderr_path = tmp_path / "stack.err"
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
@@ -96,6 +99,10 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             except subprocess.TimeoutExpired:
                 stack.process.kill()
                 stack.process.wait()
+        if stack.external_uri:
+            client: MongoClient[dict[str, Any]] = MongoClient(stack.external_uri)
+            client.drop_database(stack.db_name)
+            client.close()
 
 
 def _alive(pid: int) -> bool:

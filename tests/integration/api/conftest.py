@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -43,7 +43,7 @@ async def make_api(api_settings: Settings, db: Database) -> AsyncIterator[ApiFac
         current = with_overrides(api_settings, **overrides) if overrides else api_settings
         app = create_app(current, registry=registry_with_echo())
         http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            transport=httpx.ASGITransport(app=cast(Any, app)), base_url="http://testserver"
         )
         opened.append((http, app))
         return Api(http, current, db)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
@@ -10,6 +11,7 @@ from bson import ObjectId
 from shared.db import JOBS, REPORTS, RUNS
 from shared.model import RunStatus
 from tests.integration.api.helpers import ALICE, ROOT, Api, echo_job, noop_job
+from tests.unit.api.echo import CRASH_MESSAGE
 
 JOB_FIELDS = {
     "id", "ownerId", "name", "type", "cron", "timezone", "payload", "enabled", "status",
@@ -320,3 +322,29 @@ async def test_openapi_document_is_served_without_a_token(api: Api) -> None:
         "$ref": "#/components/schemas/Problem"
     }
     assert document["paths"]["/api/cron/healthz"]["get"]["security"] == [{}]
+
+
+async def test_readyz_is_503_when_the_database_is_unreachable(make_api: Any) -> None:
+    api: Api = await make_api(
+        mongodb_uri="mongodb://127.0.0.1:9/?directConnection=true", mongodb_timeout_ms=300
+    )
+    ready = await api.request("GET", "/readyz", sub=None)
+    assert (ready.status_code, ready.json()) == (503, {"status": "unavailable"})
+    assert (await api.request("GET", "/healthz", sub=None)).status_code == 200
+    # Data endpoints say "retry later" without leaking internals.
+    broken = await api.request("GET", "/jobs")
+    assert broken.status_code == 503
+    assert broken.headers["Retry-After"] == "5"
+    assert broken.json() == {
+        "status": 503,
+        "title": "Service Unavailable",
+        "detail": "the database is unavailable; retry later",
+        "errors": [],
+    }
+
+
+async def test_unexpected_errors_are_500_without_internals(api: Api) -> None:
+    response = await api.request("POST", "/jobs", json=echo_job(payload={"message": CRASH_MESSAGE}))
+    assert response.status_code == 500
+    assert response.json()["detail"] == "internal error; it has been logged"
+    assert "secret" not in response.text

@@ -228,29 +228,50 @@ def test_token_create_signs_the_claims(
     assert "CRON_JWT_SECRET" in _fail(capsys, without_secret, "token", "create", "--sub", "x")
 
 
-def test_workers_list_flags_stale_heartbeats(
+def test_workers_list_shows_running_stopped_and_stale_workers(
     capsys: pytest.CaptureFixture[str],
     environ: dict[str, str],
     store: SyncDatabase[dict[str, Any]],
 ) -> None:
     now = datetime.now(UTC)
-    for name, seen in [("host-1", now), ("host-2", now - timedelta(minutes=5))]:
+    old = now - timedelta(minutes=5)
+    for name, seen, stopped in [("host-1", now, None), ("host-2", old, old), ("host-3", old, None)]:
         store[WORKERS].insert_one(
             {
-                "_id": f"{name}:1",
+                "_id": f"{name}:7:abc",
                 "name": name,
                 "host": "h",
                 "pid": 7,
+                "version": "0.1.0",
+                "mode": "streams",
                 "lastSeenAt": seen,
                 "runsInFlight": 0,
+                "stoppedAt": stopped,
             }
         )
     workers = _run(capsys, environ, "workers", "list")
-    assert [(w["name"], w["stale"]) for w in workers] == [("host-1", False), ("host-2", True)]
+    assert [(w["name"], w["state"], w["stale"]) for w in workers] == [
+        ("host-1", "running", False),
+        ("host-2", "stopped", True),
+        ("host-3", "stale", True),
+    ]
     assert main(["workers", "list"], environ) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
-    assert rows[0] == ["name", "host", "pid", "lastSeenAt", "runsInFlight", "stale"]
-    assert [row[-1] for row in rows[1:]] == ["no", "yes"]
+    assert rows[0] == [
+        "name",
+        "host",
+        "pid",
+        "version",
+        "mode",
+        "lastSeenAt",
+        "runsInFlight",
+        "state",
+    ]
+    assert [(row[0], row[-1]) for row in rows[1:]] == [
+        ("host-1", "running"),
+        ("host-2", "stopped"),
+        ("host-3", "stale"),
+    ]
 
 
 def test_unreachable_database_is_one_clear_error(
@@ -264,7 +285,17 @@ def test_unreachable_database_is_one_clear_error(
         "CRON_MONGODB_URI": f"mongodb://127.0.0.1:{port}/?directConnection=true",
         "CRON_MONGODB_TIMEOUT_MS": "300",
     }
-    assert "database error" in _fail(capsys, environ, "jobs", "list")
+    message = _fail(capsys, environ, "jobs", "list")
+    assert f"cannot reach MongoDB (CRON_MONGODB_URI): 127.0.0.1:{port}" in message
+    assert "Topology" not in message
+
+
+def test_malformed_uri_is_one_clear_error(
+    capsys: pytest.CaptureFixture[str], environ: dict[str, str]
+) -> None:
+    environ = {**environ, "CRON_MONGODB_URI": "mongodb://user:secret@:port"}
+    message = _fail(capsys, environ, "workers", "list")
+    assert "invalid CRON_MONGODB_URI" in message and "secret" not in message
 
 
 def test_invalid_setting_names_the_variable(

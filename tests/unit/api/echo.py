@@ -8,6 +8,8 @@ from shared.job_types import BUILTIN_TYPES
 from shared.registry import JobType, JobTypeRegistry, PayloadContext, PayloadRuleError
 
 ECHO = "echo"
+# A message that makes the rule fail unexpectedly, to test how a server error is answered.
+CRASH_MESSAGE = "crash-7f3e9b1c"
 
 
 class EchoPayload(BaseModel):
@@ -23,6 +25,8 @@ class EchoPayload(BaseModel):
 
 def refuse_forbidden(payload: EchoPayload, context: PayloadContext) -> None:
     """A settings-aware rule: non-admins may not echo the word 'forbidden'."""
+    if payload.message == CRASH_MESSAGE:
+        raise RuntimeError("internal detail: /srv/secret/path")
     if payload.message == "forbidden" and not context.is_admin:
         raise PayloadRuleError("message", "this message needs an admin")
 

@@ -64,6 +64,9 @@ def test_runtime_runs_as_an_unprivileged_user() -> None:
     assert users, "the runtime stage sets no USER"
     user = users[-1].split(":")[0]
     assert user not in {"root", "0"}
+    # Numeric (orchestrators check runAsNonRoot by uid) and the uid the image creates.
+    created = [rest for keyword, rest in _stages()[-1] if keyword == "RUN" and "useradd" in rest]
+    assert user.isdigit() and created and f"--uid {user} " in created[0]
 
 
 def test_default_command_is_a_console_script() -> None:

@@ -44,7 +44,7 @@ def test_job_document_parses_camel_case_and_fills_defaults() -> None:
     assert job.overlap_policy is OverlapPolicy.SKIP
     assert job.misfire_policy is MisfirePolicy.RUN_ONCE
     assert job.active_run_ids == []
-    assert job.options() == JobOptions(retry={"maxAttempts": 5})  # type: ignore[arg-type]
+    assert job.options() == JobOptions.model_validate({"retry": {"maxAttempts": 5}})
 
 
 def test_job_options_reject_unknown_fields_and_bad_ranges() -> None:

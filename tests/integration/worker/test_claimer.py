@@ -1,0 +1,202 @@
+"""Scheduled claim passes against the server: once per slot, races, missed slots, misfires, DST."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+
+from shared import jobs_repo
+from shared.db import JOBS, RUNS, Database, Document
+from shared.settings import Settings
+from tests.integration.worker.conftest import worker_settings
+from tests.integration.worker.factory import create_job, job_of, runs_of
+from worker.claimer import Claimer
+from worker.planner import OVERLAP, SUPERSEDED
+from worker.store import WorkerStore
+
+SLOT = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+
+
+def fixed(moment: datetime) -> Callable[[], datetime]:
+    return lambda: moment
+
+
+def claimer(
+    db: Database, settings: Settings, name: str, store: WorkerStore | None = None, **overrides: Any
+) -> Claimer:
+    """A claimer whose clock stands 0.3 s after SLOT (unless `clock` is given)."""
+    clock = overrides.pop("clock", fixed(SLOT + timedelta(milliseconds=300)))
+    return Claimer(
+        store or WorkerStore(db, name),
+        worker_settings(settings, **overrides),
+        asyncio.Event(),
+        clock,
+    )
+
+
+async def make_due(db: Database, job_id: ObjectId, next_run_at: datetime) -> None:
+    """Pretend the job has been waiting since `next_run_at` (a worker-owned field)."""
+    await db[JOBS].update_one({"_id": job_id}, {"$set": {"nextRunAt": next_run_at}})
+
+
+async def test_two_racing_workers_claim_each_slot_once(db: Database, settings: Settings) -> None:
+    jobs = [await create_job(db, "* * * * * *", overlapPolicy="allow") for _ in range(40)]
+    slot = SLOT
+    for job in jobs:
+        await make_due(db, job.id, slot)
+    first, other = claimer(db, settings, "w1"), claimer(db, settings, "w2")
+    passes = await asyncio.gather(first.claim_scheduled(40), other.claim_scheduled(40))
+    claimed = [item for result in passes for item in result.claimed]
+    assert sorted(item.job_id for item in claimed) == sorted(job.id for job in jobs)
+    runs = await db[RUNS].find({"scheduledFor": slot}).to_list()
+    assert Counter(run["jobId"] for run in runs) == Counter({job.id: 1 for job in jobs})
+    for job in jobs:
+        stored = await job_of(db, job.id)
+        assert stored is not None
+        assert stored["nextRunAt"] > slot
+
+
+async def test_a_slot_recorded_by_a_dead_worker_does_not_block_the_job(
+    db: Database, settings: Settings
+) -> None:
+    job = await create_job(db, "* * * * * *")
+    await make_due(db, job.id, SLOT)
+    dead = claimer(db, settings, "dead")
+    # The dead worker inserted its run, then died before advancing the job.
+    document = await job_of(db, job.id)
+    assert document is not None
+    plans, _ = dead._plan([document], dead.clock(), [])
+    await dead.store.insert_runs([plans[0].decisive])
+    result = await claimer(db, settings, "w2").claim_scheduled(10)
+    assert result.claimed == []
+    stored = await job_of(db, job.id)
+    assert stored is not None
+    assert stored["nextRunAt"] == SLOT + timedelta(seconds=1)
+    assert [run["workerId"] for run in await runs_of(db, job.id)] == ["dead"]
+
+
+class PausingStore(WorkerStore):
+    """Pauses (or deletes) every job right after reading it: a client write during a claim."""
+
+    delete = False
+
+    async def due_jobs(self, now: datetime, limit: int) -> list[Document]:
+        jobs = await super().due_jobs(now, limit)
+        for job in jobs:
+            if self.delete:
+                await jobs_repo.delete_job(self.db, job["_id"])
+            else:
+                await jobs_repo.set_enabled(self.db, job["_id"], enabled=False)
+        return jobs
+
+
+async def test_a_job_paused_or_deleted_during_the_claim_does_not_run(
+    db: Database, settings: Settings
+) -> None:
+    for delete in (False, True):
+        job = await create_job(db, "* * * * * *")
+        await make_due(db, job.id, SLOT)
+        store = PausingStore(db, "w1")
+        store.delete = delete
+        result = await claimer(db, settings, "w1", store).claim_scheduled(5)
+        assert result.claimed == []
+        assert await runs_of(db, job.id) == []  # the reservation was withdrawn
+
+
+class OverlappingStore(WorkerStore):
+    """Another worker starts a run of each job right after this one read it."""
+
+    async def due_jobs(self, now: datetime, limit: int) -> list[Document]:
+        jobs = await super().due_jobs(now, limit)
+        for job in jobs:
+            await self.db[JOBS].update_one(
+                {"_id": job["_id"]}, {"$addToSet": {"activeRunIds": ObjectId()}}
+            )
+        return jobs
+
+
+async def test_overlap_skip_holds_when_another_worker_starts_a_run_meanwhile(
+    db: Database, settings: Settings
+) -> None:
+    job = await create_job(db, "* * * * * *", overlapPolicy="skip")
+    slot = SLOT
+    await make_due(db, job.id, slot)
+    result = await claimer(db, settings, "w1", OverlappingStore(db, "w1")).claim_scheduled(5)
+    assert result.claimed == []
+    [run] = await runs_of(db, job.id)
+    assert (run["status"], run["error"], run["scheduledFor"]) == ("skipped", OVERLAP, slot)
+    stored = await job_of(db, job.id)
+    assert stored is not None
+    assert stored["nextRunAt"] > slot
+
+
+async def test_only_the_latest_due_slot_runs_and_the_rest_are_recorded_missed(
+    db: Database, settings: Settings
+) -> None:
+    job = await create_job(db, "* * * * * *", overlapPolicy="allow")
+    start = SLOT - timedelta(seconds=10)
+    await make_due(db, job.id, start)
+    result = await claimer(db, settings, "w1", max_missed_records=4).claim_scheduled(5)
+    [item] = result.claimed
+    runs = await runs_of(db, job.id)
+    missed = [run for run in runs if run["status"] == "missed"]
+    assert [run["scheduledFor"] for run in missed] == [
+        start + timedelta(seconds=n) for n in range(5)
+    ]
+    assert [run["error"] for run in missed[:4]] == [SUPERSEDED] * 4
+    summary = missed[4]
+    assert summary["missedCount"] == 6  # slots -6 s .. -1 s
+    assert item.run["scheduledFor"] == SLOT
+    assert runs[-1]["_id"] == item.run_id
+    assert runs[-1]["status"] == "running"
+
+
+async def test_misfire_run_once_runs_the_late_slot_and_skip_records_it_missed(
+    db: Database, settings: Settings
+) -> None:
+    hourly = "0 0 * * * *"
+    run_once = await create_job(db, hourly, misfirePolicy="runOnce", misfireGraceSeconds=300)
+    skip = await create_job(db, hourly, misfirePolicy="skip")
+    too_late = await create_job(db, hourly, misfirePolicy="runOnce", misfireGraceSeconds=30)
+    for job in (run_once, skip, too_late):
+        await make_due(db, job.id, SLOT)
+    late = fixed(SLOT + timedelta(seconds=90))
+    worker = claimer(db, settings, "w1", misfire_threshold_seconds=60, clock=late)
+    result = await worker.claim_scheduled(10)
+    assert [item.job_id for item in result.claimed] == [run_once.id]
+    [skipped] = await runs_of(db, skip.id)
+    assert skipped["status"] == "missed"
+    assert skipped["error"] == "misfire: 90 s late; misfirePolicy is skip"
+    [expired] = await runs_of(db, too_late.id)
+    assert expired["error"] == "misfire: 90 s late, beyond misfireGraceSeconds (30 s)"
+
+
+async def test_next_run_after_a_run_is_dst_correct(db: Database, settings: Settings) -> None:
+    # 09:00 Berlin on 2026-03-28 is 08:00Z; after the spring-forward night it is 07:00Z.
+    job = await create_job(db, "0 9 * * *", timezone="Europe/Berlin")
+    slot = datetime(2026, 3, 28, 8, 0, tzinfo=UTC)
+    await make_due(db, job.id, slot)
+    worker = claimer(db, settings, "w1", clock=fixed(slot + timedelta(milliseconds=300)))
+    [item] = (await worker.claim_scheduled(5)).claimed
+    assert item.run["scheduledFor"] == slot
+    stored = await job_of(db, job.id)
+    assert stored is not None
+    assert stored["nextRunAt"] == datetime(2026, 3, 29, 7, 0, tzinfo=UTC)
+
+
+async def test_a_job_whose_schedule_cannot_be_evaluated_is_parked(
+    db: Database, settings: Settings
+) -> None:
+    job = await create_job(db, "* * * * * *")
+    await db[JOBS].update_one({"_id": job.id}, {"$set": {"cron": "61 * * * *", "nextRunAt": SLOT}})
+    assert (await claimer(db, settings, "w1").claim_scheduled(5)).claimed == []
+    stored = await job_of(db, job.id)
+    assert stored is not None
+    assert stored["nextRunAt"] is None
+    assert stored["status"] == "failed"
+    assert stored["lastError"].startswith("invalid schedule: ")

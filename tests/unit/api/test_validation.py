@@ -1,0 +1,132 @@
+"""Whole-job validation without a database: types, roles, schedules, payload trees, patches."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from api.auth import Principal
+from api.errors import ApiError
+from api.schemas.jobs import JobCreate, JobPatch
+from api.validation import JobValidator, check_json_tree, merge_patch, spec_from_body
+from shared.jobs_repo import JobSpec
+from shared.settings import Settings, load_settings
+from tests.unit.api.echo import registry_with_echo
+
+USER = Principal("alice")
+ADMIN = Principal("root", frozenset({"admin"}))
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings({}, jwt_secret="s" * 32, max_timeout_seconds=600)
+
+
+@pytest.fixture
+def validator(settings: Settings) -> JobValidator:
+    return JobValidator(settings, registry_with_echo())
+
+
+def spec(settings: Settings, **fields: Any) -> JobSpec:
+    body = {"name": "j", "type": "echo", "cron": "0 8 * * *", "payload": {}, **fields}
+    return spec_from_body(JobCreate.model_validate(body), settings)
+
+
+def fields_of(error: ApiError) -> set[str]:
+    return {item.field for item in error.errors}
+
+
+def test_valid_job_is_normalised(validator: JobValidator, settings: Settings) -> None:
+    result = validator.validate(
+        spec(settings, cron=" 0  8 * *  *", timezone="Europe/Berlin"), USER, NOW
+    )
+    assert result.cron == "0 8 * * *"
+    assert result.timezone == "Europe/Berlin"
+    assert result.options.timeout_seconds == settings.default_timeout_seconds
+
+
+def test_all_problems_are_reported_together(validator: JobValidator, settings: Settings) -> None:
+    bad = spec(
+        settings, cron="0 8 * *", timezone="Nowhere", payload={"count": 99}, timeoutSeconds=601
+    )
+    with pytest.raises(ApiError) as raised:
+        validator.validate(bad, USER, NOW)
+    assert raised.value.status == 422
+    assert fields_of(raised.value) == {"cron", "timezone", "payload.count", "timeoutSeconds"}
+
+
+def test_unknown_type_lists_the_types_the_caller_may_use(
+    validator: JobValidator, settings: Settings
+) -> None:
+    with pytest.raises(ApiError) as user_error:
+        validator.validate(spec(settings, type="shell"), USER, NOW)
+    with pytest.raises(ApiError) as admin_error:
+        validator.validate(spec(settings, type="shell"), ADMIN, NOW)
+    assert "noop" not in user_error.value.errors[0].message
+    assert "echo" in user_error.value.errors[0].message
+    assert "noop" in admin_error.value.errors[0].message
+
+
+def test_admin_only_type(validator: JobValidator, settings: Settings) -> None:
+    with pytest.raises(ApiError) as raised:
+        validator.validate(spec(settings, type="noop"), USER, NOW)
+    assert raised.value.status == 403
+    assert validator.validate(spec(settings, type="noop"), ADMIN, NOW).type == "noop"
+
+
+def test_payload_rules_see_the_role(validator: JobValidator, settings: Settings) -> None:
+    forbidden = spec(settings, payload={"message": "forbidden"})
+    with pytest.raises(ApiError) as raised:
+        validator.validate(forbidden, USER, NOW)
+    assert fields_of(raised.value) == {"payload.message"}
+    assert validator.validate(forbidden, ADMIN, NOW).payload == {"message": "forbidden"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "fields"),
+    [
+        ({"a": {"b": [1, {"$gt": 1}]}}, {"payload.a.b[1].'$gt'"}),
+        ({"": 1}, {"payload.''"}),
+        ({"x": [2**63]}, {"payload.x[0]"}),
+        ({"x": -(2**63) - 1}, {"payload.x"}),
+        ({"x": "\ud800"}, {"payload.x"}),
+        ({"ok": [2**63 - 1, -(2**63), "text", 1.5, None, True]}, set()),
+    ],
+)
+def test_json_tree(payload: dict[str, Any], fields: set[str]) -> None:
+    assert {error.field for error in check_json_tree(payload, 8)} == fields
+
+
+def test_json_tree_depth() -> None:
+    assert list(check_json_tree({"a": {"b": 1}}, 2)) == []
+    errors = list(check_json_tree({"a": {"b": {"c": 1}}}, 2))
+    assert [(error.field, error.message) for error in errors] == [
+        ("payload", "nested 3 levels deep; at most 2 allowed")
+    ]
+
+
+def test_merge_patch_replaces_top_level_fields(settings: Settings) -> None:
+    base = spec(settings, retry={"maxAttempts": 5, "backoffSeconds": 1}, payload={"message": "a"})
+    patch = JobPatch.model_validate(
+        {"retry": {"maxAttempts": 2}, "payload": {"count": 3}, "enabled": False}
+    )
+    merged = merge_patch(base, patch.changes())
+    assert merged.options.retry.max_attempts == 2
+    assert merged.options.retry.backoff_seconds == 10  # retry is replaced as a whole
+    assert merged.payload == {"count": 3}
+    assert merged.enabled is False
+    assert merged.name == base.name
+
+
+def test_min_interval_is_only_sampled_when_it_can_matter(
+    validator: JobValidator, settings: Settings
+) -> None:
+    errors: list[Any] = []
+    assert validator.check_schedule("*/1 * * * *", "UTC", USER, errors, NOW) is not None
+    assert validator.check_schedule("30 * * * * *", "UTC", USER, errors, NOW) is not None
+    assert errors == []
+    assert validator.check_schedule("0,30 * * * * *", "UTC", USER, errors, NOW) is not None
+    assert [error.field for error in errors] == ["cron"]

@@ -1,0 +1,205 @@
+"""Slot planning, misfire/overlap decisions and retry backoff: pure functions, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.model import JobOptions, MisfirePolicy, OverlapPolicy, RetryPolicy
+from shared.schedule import Schedule
+from worker.planner import (
+    MISSED_COUNT_CAP,
+    OVERLAP,
+    Action,
+    decide,
+    due_slots,
+    has_attempts_left,
+    retry_delay,
+    schedule_for,
+)
+
+MINUTE = timedelta(minutes=1)
+THRESHOLD = timedelta(seconds=60)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+EVERY_MINUTE = Schedule.parse("* * * * *")
+EVERY_SECOND = Schedule.parse("* * * * * *")
+
+
+def test_a_slot_that_has_come_runs_and_the_job_moves_to_the_next_one() -> None:
+    slots = due_slots(EVERY_MINUTE, at("2026-05-01 08:00"), at("2026-05-01 08:00:00.250"), 10)
+    assert slots.latest == at("2026-05-01 08:00")
+    assert slots.missed == ()
+    assert slots.next_run_at == at("2026-05-01 08:01")
+
+
+def test_nothing_is_due_before_the_slot() -> None:
+    slots = due_slots(EVERY_MINUTE, at("2026-05-01 08:00"), at("2026-05-01 07:59:59.900"), 10)
+    assert slots.latest is None
+    assert slots.next_run_at == at("2026-05-01 08:00")
+
+
+def test_only_the_latest_due_slot_may_run_the_earlier_ones_are_missed() -> None:
+    slots = due_slots(EVERY_MINUTE, at("2026-05-01 08:00"), at("2026-05-01 08:03:30"), 10)
+    assert slots.latest == at("2026-05-01 08:03")
+    assert slots.missed == (at("2026-05-01 08:00"), at("2026-05-01 08:01"), at("2026-05-01 08:02"))
+    assert slots.summary_from is None
+    assert slots.next_run_at == at("2026-05-01 08:04")
+
+
+def test_missed_slots_beyond_the_record_limit_are_summarised() -> None:
+    slots = due_slots(EVERY_MINUTE, at("2026-05-01 08:00"), at("2026-05-01 09:00:10"), 5)
+    assert slots.latest == at("2026-05-01 09:00")
+    assert len(slots.missed) == 5
+    assert slots.missed[0] == at("2026-05-01 08:00")
+    assert slots.summary_from == at("2026-05-01 08:05")
+    assert slots.summary_count == 55  # 08:05 .. 08:59
+    assert len(slots.missed) + slots.summary_count == 60
+
+
+def test_a_huge_backlog_is_counted_up_to_a_cap_without_walking_it_all() -> None:
+    slots = due_slots(EVERY_SECOND, at("2026-05-01 00:00"), at("2026-05-02 00:00:00.5"), 100)
+    assert slots.latest == at("2026-05-02 00:00")
+    assert slots.summary_count == MISSED_COUNT_CAP
+    assert slots.next_run_at == at("2026-05-02 00:00:01")
+
+
+def test_the_latest_slot_is_found_across_a_long_quiet_gap() -> None:
+    yearly = Schedule.parse("0 9 1 1 *")
+    slots = due_slots(yearly, at("2020-01-01 09:00"), at("2026-06-01 00:00"), 3)
+    assert slots.latest == at("2026-01-01 09:00")
+    assert slots.missed == (at("2020-01-01 09:00"), at("2021-01-01 09:00"), at("2022-01-01 09:00"))
+    assert slots.summary_count == 3
+    assert slots.next_run_at == at("2027-01-01 09:00")
+
+
+def test_a_next_run_at_off_the_schedule_runs_the_next_real_slot_only() -> None:
+    slots = due_slots(EVERY_MINUTE, at("2026-05-01 08:00:30"), at("2026-05-01 08:00:45"), 10)
+    assert slots.latest is None
+    assert slots.next_run_at == at("2026-05-01 08:01")
+
+
+def test_next_run_after_a_run_follows_dst_in_the_jobs_zone() -> None:
+    # Europe/Berlin springs forward on 2026-03-29 (02:00 CET -> 03:00 CEST).
+    daily = Schedule.parse("0 9 * * *", "Europe/Berlin")
+    slots = due_slots(daily, at("2026-03-28 08:00"), at("2026-03-28 08:00:00.5"), 10)
+    assert slots.latest == at("2026-03-28 08:00")  # 09:00 CET
+    assert slots.next_run_at == at("2026-03-29 07:00")  # 09:00 CEST, 23 hours later
+    in_gap = Schedule.parse("30 2 * * *", "Europe/Berlin")
+    slots = due_slots(in_gap, at("2026-03-28 01:30"), at("2026-03-28 01:30:01"), 10)
+    assert slots.next_run_at == at("2026-03-29 01:00")  # 02:30 does not exist: 03:00 CEST
+
+
+def test_fall_back_does_not_fire_twice() -> None:
+    # Europe/Berlin falls back on 2026-10-25 (03:00 CEST -> 02:00 CET); 02:30 happens twice.
+    schedule = Schedule.parse("30 2 * * *", "Europe/Berlin")
+    first = at("2026-10-25 00:30")  # 02:30 CEST
+    slots = due_slots(schedule, first, first + timedelta(seconds=1), 10)
+    assert slots.latest == first
+    assert slots.next_run_at == at("2026-10-26 01:30")  # not the repeated 02:30 CET
+
+
+def options(**changes: object) -> JobOptions:
+    return JobOptions.model_validate(changes)
+
+
+def test_a_slot_on_time_runs() -> None:
+    decision = decide(
+        at("2026-05-01 08:00"),
+        at("2026-05-01 08:00:01"),
+        options(),
+        has_active_run=False,
+        misfire_threshold=THRESHOLD,
+    )
+    assert decision.action is Action.RUN
+
+
+@pytest.mark.parametrize(
+    ("policy", "grace", "late_seconds", "action"),
+    [
+        (MisfirePolicy.RUN_ONCE, 300, 120, Action.RUN),
+        (MisfirePolicy.RUN_ONCE, 300, 301, Action.MISS),
+        (MisfirePolicy.SKIP, 300, 120, Action.MISS),
+        (MisfirePolicy.SKIP, 300, 59, Action.RUN),  # under the threshold: not a misfire
+    ],
+)
+def test_misfire_policy(
+    policy: MisfirePolicy, grace: int, late_seconds: int, action: Action
+) -> None:
+    slot = at("2026-05-01 08:00")
+    decision = decide(
+        slot,
+        slot + timedelta(seconds=late_seconds),
+        options(misfirePolicy=policy.value, misfireGraceSeconds=grace),
+        has_active_run=False,
+        misfire_threshold=THRESHOLD,
+    )
+    assert decision.action is action
+    if action is Action.MISS:
+        assert decision.reason is not None
+        assert decision.reason.startswith("misfire: ")
+
+
+def test_overlap_skip_records_the_slot_skipped_while_a_run_is_active() -> None:
+    slot = at("2026-05-01 08:00")
+    skip = decide(slot, slot, options(), has_active_run=True, misfire_threshold=THRESHOLD)
+    assert (skip.action, skip.reason) == (Action.SKIP, OVERLAP)
+    allow = decide(
+        slot,
+        slot,
+        options(overlapPolicy=OverlapPolicy.ALLOW.value),
+        has_active_run=True,
+        misfire_threshold=THRESHOLD,
+    )
+    assert allow.action is Action.RUN
+
+
+def test_attempts_left() -> None:
+    policy = RetryPolicy(max_attempts=3)
+    assert [has_attempts_left(n, policy) for n in (1, 2, 3)] == [True, True, False]
+
+
+def test_first_retry_waits_exactly_the_base_delay() -> None:
+    policy = RetryPolicy(max_attempts=5, backoff_seconds=10, backoff_max_seconds=600)
+    assert retry_delay(1, policy) == 10
+
+
+def test_backoff_ceiling_doubles_and_is_capped() -> None:
+    policy = RetryPolicy(max_attempts=10, backoff_seconds=10, backoff_max_seconds=60)
+
+    def highest(low: float, high: float) -> float:
+        return high
+
+    assert [retry_delay(n, policy, highest) for n in range(1, 6)] == [10, 20, 40, 60, 60]
+
+
+@settings(database=None, max_examples=200)
+@given(
+    attempt=st.integers(1, 10),
+    base=st.floats(0, 3600),
+    cap=st.floats(0, 86_400),
+)
+def test_backoff_stays_between_base_and_cap(attempt: int, base: float, cap: float) -> None:
+    policy = RetryPolicy(max_attempts=10, backoff_seconds=base, backoff_max_seconds=cap)
+    delay = retry_delay(attempt, policy)
+    assert min(base, cap) <= delay <= max(min(base, cap), cap)
+
+
+def test_jitter_spreads_later_retries() -> None:
+    policy = RetryPolicy(max_attempts=10, backoff_seconds=1, backoff_max_seconds=100)
+    delays = {round(retry_delay(5, policy), 3) for _ in range(50)}
+    assert len(delays) > 10
+    assert all(1 <= delay <= 16 for delay in delays)
+
+
+def test_schedules_are_parsed_once() -> None:
+    assert schedule_for("*/5 * * * *", "Europe/Berlin") is schedule_for(
+        "*/5 * * * *", "Europe/Berlin"
+    )

@@ -1,0 +1,180 @@
+"""Run one claimed attempt: resolve its handler, validate the payload, enforce the timeout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import bson
+import httpx
+import structlog
+from bson.errors import BSONError
+from pydantic import BaseModel, ValidationError
+from structlog.typing import FilteringBoundLogger
+
+from shared.db import Database
+from shared.model import JobDocument, RunStatus, RunTrigger, idempotency_key
+from shared.registry import JobTypeRegistry, UnknownJobTypeError
+from shared.settings import Settings
+from worker.context import Handler, HandlerError, RunContext
+from worker.records import Claimed, Outcome, conclude, utc_now
+
+SHUTDOWN_ERROR: Final = "worker shutdown"
+MAX_ERROR_CHARS: Final = 500
+MAX_RESULT_BYTES: Final = 16_384
+
+
+class PermanentFailure(Exception):
+    """The attempt cannot succeed whatever the retries (bad type, payload or document)."""
+
+
+class AttemptTimedOut(Exception):
+    """The job's own timeout expired (a TimeoutError raised by the handler is a failure)."""
+
+
+class Executor:
+    """Builds each run's context and turns whatever the handler does into an Outcome."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: JobTypeRegistry,
+        handlers: Mapping[str, Handler],
+        db: Database,
+        http: httpx.AsyncClient,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.handlers = handlers
+        self.db = db
+        self.http = http
+
+    def timeout_of(self, job: Mapping[str, Any]) -> float:
+        """The job's `timeoutSeconds` (or the default), capped by CRON_MAX_TIMEOUT_SECONDS."""
+        wanted = job.get("timeoutSeconds")
+        if not isinstance(wanted, int | float) or wanted <= 0:
+            wanted = self.settings.default_timeout_seconds
+        return float(min(wanted, self.settings.max_timeout_seconds))
+
+    async def execute(self, claimed: Claimed) -> Outcome:
+        """Run the handler; never raises, not even when cancelled (that is a shutdown)."""
+        run, job = claimed.run, claimed.job
+        log = structlog.get_logger("worker.run").bind(
+            job_id=str(claimed.job_id),
+            run_id=str(claimed.run_id),
+            owner_id=job.get("ownerId"),
+            type=job.get("type"),
+            trigger=run.get("trigger"),
+            attempt=claimed.attempt,
+        )
+        started_at: datetime = run.get("startedAt") or utc_now()
+        status, error, result, retryable = RunStatus.SUCCEEDED, None, None, True
+        try:
+            result = await self._run(claimed, log)
+        except PermanentFailure as failure:
+            status, error, retryable = RunStatus.FAILED, str(failure), False
+        except AttemptTimedOut:
+            status, error = RunStatus.TIMEOUT, f"timed out after {self.timeout_of(job):g} s"
+        except asyncio.CancelledError:
+            status, error = RunStatus.ABANDONED, SHUTDOWN_ERROR
+        except Exception as failure:  # a handler may raise anything: it fails the attempt
+            status, error = RunStatus.FAILED, error_message(failure)
+            if not isinstance(failure, HandlerError):
+                log.warning("run.handler_crashed", exc_info=True)
+        outcome = conclude(
+            claimed,
+            status,
+            started_at=started_at,
+            ended_at=utc_now(),
+            error=error,
+            result=result,
+            retryable=retryable,
+            retry_at_once=status is RunStatus.ABANDONED,
+        )
+        scheduled_for: datetime = run["scheduledFor"]
+        log.info(
+            "run.finished",
+            status=status.value,
+            duration_ms=outcome.duration_ms,
+            scheduled_for=scheduled_for.isoformat(),
+            lag_ms=int((started_at - scheduled_for).total_seconds() * 1000),
+            error=error,
+            retry_at=outcome.retry["notBefore"].isoformat() if outcome.retry else None,
+        )
+        return outcome
+
+    async def _run(self, claimed: Claimed, log: FilteringBoundLogger) -> dict[str, Any] | None:
+        handler, payload, job = self._prepare(claimed)
+        run = claimed.run
+        context = RunContext(
+            job=job,
+            run_id=str(claimed.run_id),
+            scheduled_for=run["scheduledFor"],
+            attempt=claimed.attempt,
+            trigger=RunTrigger(run.get("trigger", RunTrigger.SCHEDULE.value)),
+            idempotency_key=idempotency_key(claimed.job_id, run["slot"]),
+            log=log,
+            db=self.db,
+            settings=self.settings,
+            http=self.http,
+        )
+        timer = asyncio.timeout(self.timeout_of(claimed.job))
+        try:
+            async with timer:
+                result = await handler(context, payload)
+        except TimeoutError:
+            if timer.expired():
+                raise AttemptTimedOut from None
+            raise
+        return summary_of(result)
+
+    def _prepare(self, claimed: Claimed) -> tuple[Handler, BaseModel, JobDocument]:
+        """The handler, validated payload and parsed job; PermanentFailure if unusable."""
+        type_name = str(claimed.job.get("type"))
+        try:
+            job_type = self.registry.get(type_name)
+        except UnknownJobTypeError as error:
+            raise PermanentFailure(
+                f"job type {type_name!r} is unknown or disabled"
+                f" (allowed: {', '.join(error.allowed) or 'none'})"
+            ) from None
+        handler = self.handlers.get(type_name)
+        if handler is None:
+            raise PermanentFailure(f"no handler is registered for job type {type_name!r}")
+        try:
+            job = JobDocument.from_mongo(claimed.job)
+            payload = job_type.payload_model.model_validate(job.payload)
+        except ValidationError as error:
+            raise PermanentFailure(f"invalid payload: {first_problem(error)}") from None
+        return handler, payload, job
+
+
+def error_message(error: BaseException) -> str:
+    """The first line of the message (no traceback), prefixed by the class unless expected."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else ""
+    if not isinstance(error, HandlerError):
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return (text or "failed")[:MAX_ERROR_CHARS]
+
+
+def first_problem(error: ValidationError) -> str:
+    """`field: message` of the first validation problem."""
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"]) or "payload"
+    return f"{where}: {problem['msg']}"[:MAX_ERROR_CHARS]
+
+
+def summary_of(result: object) -> dict[str, Any] | None:
+    """What is kept of a handler's return value: a small BSON-able dict."""
+    if result is None:
+        return None
+    if not isinstance(result, dict):
+        return {"value": repr(result)[:MAX_ERROR_CHARS]}
+    try:
+        size = len(bson.encode(result))
+    except (BSONError, TypeError, ValueError, OverflowError):
+        return {"unstorable": repr(result)[:MAX_ERROR_CHARS]}
+    return result if size <= MAX_RESULT_BYTES else {"truncated": True, "bytes": size}

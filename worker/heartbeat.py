@@ -1,0 +1,127 @@
+"""Every heartbeat: renew our leases, upsert our worker document, reap expired leases of others."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Final
+
+import structlog
+from bson import ObjectId
+from pymongo.errors import PyMongoError
+
+from shared import __version__
+from shared.model import RunStatus
+from shared.settings import Settings
+from worker.backoff import brief
+from worker.finisher import Finisher
+from worker.records import Claimed, conclude, utc_now
+from worker.store import WorkerStore
+
+REAP_BATCH: Final = 100
+
+log = structlog.get_logger("worker.heartbeat")
+
+
+@dataclasses.dataclass
+class WorkerState:
+    """What the heartbeat reports about this process."""
+
+    worker_id: str
+    name: str
+    started_at: datetime
+    mode: str = "streams"
+    runs_in_flight: int = 0
+
+
+class Heartbeat:
+    """One beat = one lease renewal (`update_many`), one worker upsert, one reaper query."""
+
+    def __init__(
+        self,
+        store: WorkerStore,
+        settings: Settings,
+        state: WorkerState,
+        finisher: Finisher,
+        *,
+        held_runs: Callable[[], list[ObjectId]],
+        executing_runs: Callable[[], int],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.state = state
+        self.finisher = finisher
+        self.held_runs = held_runs
+        self.executing_runs = executing_runs
+        self.lease = timedelta(seconds=settings.lease_seconds)
+
+    async def beat(self) -> None:
+        """Renew, report, reap; each step on its own, so an outage only delays them."""
+        now = utc_now()
+        for step in (self.renew, self.report, self.reap):
+            try:
+                await step(now)
+            except PyMongoError as error:
+                log.warning("db.unavailable", operation=step.__name__, error=brief(error))
+
+    async def renew(self, now: datetime) -> None:
+        """Extend the lease of every run this worker holds."""
+        held = self.held_runs()
+        if not held:
+            return
+        kept = await self.store.renew_leases(held, now + self.lease)
+        # Finished runs may be written meanwhile, so only a shortfall below the handlers still
+        # executing proves a loss: expired during an outage and reaped by another worker.
+        if kept < self.executing_runs():
+            log.warning("lease.lost", held=len(held), renewed=kept)
+
+    async def report(self, now: datetime, **extra: object) -> None:
+        """Upsert this worker's document in `cron_workers`."""
+        await self.store.beat(
+            {
+                "name": self.state.name,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "version": __version__,
+                "startedAt": self.state.started_at,
+                "lastSeenAt": now,
+                "runsInFlight": self.state.runs_in_flight,
+                "mode": self.state.mode,
+                **extra,
+            }
+        )
+
+    async def reap(self, now: datetime) -> None:
+        """Record runs whose lease expired as `abandoned`, and queue their retries."""
+        expired = await self.store.expired_runs(now, REAP_BATCH)
+        if not expired:
+            return
+        jobs = await self.store.jobs_by_id({run["jobId"] for run in expired})
+        for run in expired:
+            started_at = run.get("startedAt") or now
+            duration_ms = int((now - started_at).total_seconds() * 1000)
+            error = f"lease expired: worker {run.get('workerId')} stopped renewing it"
+            if not await self.store.abandon_expired(run, now, error, duration_ms):
+                continue  # another worker reaped it, or its owner finished just in time
+            job = jobs.get(run["jobId"])
+            outcome = conclude(
+                Claimed(run, job or {}),
+                RunStatus.ABANDONED,
+                started_at=started_at,
+                ended_at=now,
+                error=error,
+                retryable=job is not None,
+            )
+            # The run is final already; the finisher writes the rest, retrying through outages.
+            self.finisher.add(dataclasses.replace(outcome, update_run=False))
+            log.warning(
+                "run.abandoned",
+                run_id=str(run["_id"]),
+                job_id=str(run["jobId"]),
+                owner_id=run.get("ownerId"),
+                previous_worker=run.get("workerId"),
+                retry_at=outcome.retry["notBefore"].isoformat() if outcome.retry else None,
+            )
