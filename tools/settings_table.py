@@ -1,4 +1,4 @@
-"""Print (or write into docs/operations.md) the Markdown table of every `CRON_*` setting."""
+"""Print (or write into README.md) the Markdown table of every `CRON_*` setting."""
 
 from __future__ import annotations
 
