@@ -1,7 +1,7 @@
 """Chaos: workers SIGKILLed and restarted under load; every slot accounted for, none twice.
 
-Three workers, 100 jobs every second, a 20 s window (the issue's 30 s, shortened to keep the
-suite lean); every 5 s one worker chosen at random is SIGKILLed and started again at once.
+Three workers, 100 jobs every second, a 30 s window; every 5 s one worker chosen at random is
+SIGKILLed and started again at once.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from worker.records import utc_now
 pytestmark = pytest.mark.process
 
 JOBS_COUNT = 100
-WINDOW_SECONDS = 20
+WINDOW_SECONDS = 30
 KILL_EVERY_SECONDS = 5
 RETRY = {"maxAttempts": 3, "backoffSeconds": 0, "backoffMaxSeconds": 0}
 # Long enough that a kill always finds runs in flight.
@@ -72,7 +72,7 @@ async def test_killed_workers_lose_and_duplicate_nothing(
     start = max(job.next_run_at for job in jobs if job.next_run_at) + timedelta(seconds=1)
     end = start + timedelta(seconds=WINDOW_SECONDS - 1)
     killed = await kill_and_restart(workers, spawn_worker, uri, start)
-    assert len(killed) == 4
+    assert len(killed) == len(range(2, WINDOW_SECONDS, KILL_EVERY_SECONDS))
 
     async def settled() -> bool:
         unclaimed = await db[JOBS].count_documents({"nextRunAt": {"$lte": end}})
