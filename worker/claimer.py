@@ -6,8 +6,9 @@ import asyncio
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Final
 
 import structlog
 from bson import ObjectId
@@ -31,6 +32,8 @@ from worker.records import Advance, Claimed, ClaimPass, run_document, utc_now
 from worker.store import WorkerStore
 
 JOB_CHANGED = "job changed before start"
+# Due jobs read but not started in one pass are kept this long for the next passes.
+SURPLUS_MAX_AGE: Final = timedelta(seconds=1)
 _OPTION_FIELDS = (
     "retry",
     "timeoutSeconds",
@@ -78,20 +81,20 @@ class Claimer:
         self.clock = clock
         self.limits = PlannerLimits.from_settings(settings)
         self.lease = timedelta(seconds=settings.lease_seconds)
+        self._surplus: list[Document] = []
+        self._surplus_read_at = datetime.min.replace(tzinfo=UTC)
+        self._last_read_full = False
 
     async def claim_scheduled(self, capacity: int) -> ClaimPass:
         """One batch of due jobs: record their due slots, start the runnable ones.
 
-        Steps (docs/design.md, "Scheduled slots"): read due jobs (one query); plan; insert the
-        deciding record of each job (one insert_many; a duplicate means another worker has that
-        slot); advance every job (one bulk write); resolve the rare advances that missed.
+        Steps (docs/design.md, "Scheduled slots"): take due jobs (one query per batch); plan;
+        insert the deciding record of each job (one insert_many; a duplicate means another
+        worker has that slot); advance every job (one bulk write); resolve the rare advances
+        that missed.
         """
         now = self.clock()
-        jobs = await self.store.due_jobs(now, self.settings.claim_batch_size)
-        more = len(jobs) >= self.settings.claim_batch_size or len(jobs) > capacity
-        if len(jobs) > capacity:
-            # Several workers read the same due jobs: picking at random spreads the work.
-            jobs = random.sample(jobs, capacity)
+        jobs, more = await self._take_due(now, capacity)
         invalid: list[tuple[Document, str]] = []
         plans, idle_advances = self._plan(jobs, now, invalid)
         await self._park(invalid)
@@ -116,6 +119,23 @@ class Claimer:
             if plan.runs and plan.decisive["_id"] not in retracted
         ]
         return ClaimPass(claimed=claimed, more=more)
+
+    async def _take_due(self, now: datetime, capacity: int) -> tuple[list[Document], bool]:
+        """Up to `capacity` due jobs, and whether more are due.
+
+        One read fetches a whole batch; what this pass cannot start is kept for the next
+        passes (for SURPLUS_MAX_AGE), so a herd costs one read per batch, not one per pass. A
+        kept job may have been claimed or edited since: the unique run index and the versioned
+        advance settle that exactly as for a fresh read.
+        """
+        if not self._surplus or now - self._surplus_read_at > SURPLUS_MAX_AGE:
+            batch = await self.store.due_jobs(now, self.settings.claim_batch_size)
+            # Several workers read the same due jobs: a random order spreads the work.
+            random.shuffle(batch)
+            self._surplus, self._surplus_read_at = batch, now
+            self._last_read_full = len(batch) >= self.settings.claim_batch_size
+        jobs, self._surplus = self._surplus[:capacity], self._surplus[capacity:]
+        return jobs, bool(self._surplus) or self._last_read_full
 
     def _plan(
         self, jobs: Sequence[Document], now: datetime, invalid: list[tuple[Document, str]]

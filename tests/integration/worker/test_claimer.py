@@ -200,3 +200,49 @@ async def test_a_job_whose_schedule_cannot_be_evaluated_is_parked(
     assert stored["nextRunAt"] is None
     assert stored["status"] == "failed"
     assert stored["lastError"].startswith("invalid schedule: ")
+
+
+class CountingStore(WorkerStore):
+    """Counts the due-job reads."""
+
+    reads = 0
+
+    async def due_jobs(self, now: datetime, limit: int) -> list[Document]:
+        self.reads += 1
+        return await super().due_jobs(now, limit)
+
+
+async def test_a_herd_is_read_once_per_batch_and_claimed_over_several_passes(
+    db: Database, settings: Settings
+) -> None:
+    jobs = [await create_job(db, "* * * * * *", overlapPolicy="allow") for _ in range(25)]
+    for job in jobs:
+        await make_due(db, job.id, SLOT)
+    store = CountingStore(db, "w1")
+    worker = claimer(db, settings, "w1", store, claim_batch_size=20)
+    passes = [await worker.claim_scheduled(8) for _ in range(4)]
+    assert [len(result.claimed) for result in passes] == [8, 8, 4, 5]
+    assert [result.more for result in passes] == [True, True, True, False]
+    assert store.reads == 2  # 20 jobs in the first read, the last 5 in the second
+    claimed = [item.job_id for result in passes for item in result.claimed]
+    assert sorted(claimed) == sorted(job.id for job in jobs)
+
+
+async def test_a_kept_job_edited_or_taken_meanwhile_is_settled_by_the_database(
+    db: Database, settings: Settings
+) -> None:
+    jobs = [await create_job(db, "* * * * * *", overlapPolicy="allow") for _ in range(3)]
+    for job in jobs:
+        await make_due(db, job.id, SLOT)
+    worker = claimer(db, settings, "w1")
+    first = await worker.claim_scheduled(1)
+    kept = [job.id for job in jobs if job.id != first.claimed[0].job_id]
+    # Between passes a client pauses one kept job and another worker claims the other.
+    await jobs_repo.set_enabled(db, kept[0], enabled=False)
+    assert [
+        item.job_id for item in (await claimer(db, settings, "w2").claim_scheduled(5)).claimed
+    ] == [kept[1]]
+    later = [await worker.claim_scheduled(1) for _ in range(2)]
+    assert [item for result in later for item in result.claimed] == []
+    assert await runs_of(db, kept[0]) == []
+    assert [run["workerId"] for run in await runs_of(db, kept[1])] == ["w2"]
