@@ -48,7 +48,7 @@ class Heartbeat:
         finisher: Finisher,
         *,
         held_runs: Callable[[], list[ObjectId]],
-        executing_runs: Callable[[], int],
+        executing_runs: Callable[[], set[ObjectId]],
     ) -> None:
         self.store = store
         self.settings = settings
@@ -72,10 +72,13 @@ class Heartbeat:
         held = self.held_runs()
         if not held:
             return
+        executing = self.executing_runs()
         kept = await self.store.renew_leases(held, now + self.lease)
-        # Finished runs may be written meanwhile, so only a shortfall below the handlers still
-        # executing proves a loss: expired during an outage and reaped by another worker.
-        if kept < self.executing_runs():
+        # Finished runs may be written meanwhile and new ones start, so only a shortfall below
+        # the handlers executing before and after the renewal proves a loss: expired during an
+        # outage and reaped by another worker.
+        still_executing = executing & self.executing_runs()
+        if kept < len(still_executing):
             log.warning("lease.lost", held=len(held), renewed=kept)
 
     async def report(self, now: datetime, **extra: object) -> None:

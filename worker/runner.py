@@ -79,7 +79,7 @@ class Worker:
             self.state,
             self.finisher,
             held_runs=self.held_runs,
-            executing_runs=lambda: len(self.in_flight),
+            executing_runs=lambda: set(self.in_flight),
         )
         self.registry = registry or build_registry(settings)
         self.handlers = handlers
