@@ -29,7 +29,7 @@ SCENARIOS = ("herd", "steady", "lone", "idle", "api", "profile")
 
 @dataclass(frozen=True)
 class Scale:
-    """Sizes and durations: what `make bench` runs (about 25 minutes on 2 cores)."""
+    """Sizes and durations: what `make bench` runs (about 20 minutes on 2 cores)."""
 
     herd_sizes: tuple[int, ...] = (1000, 10_000)
     herd_workers: tuple[int, ...] = (1, 2)
