@@ -12,6 +12,7 @@ from bson import ObjectId
 
 from shared import jobs_repo
 from shared.db import JOBS, RUNS, Database, Document
+from shared.model import JobDocument
 from shared.settings import Settings
 from tests.integration.worker.conftest import worker_settings
 from tests.integration.worker.factory import create_job, job_of, runs_of
@@ -44,11 +45,17 @@ async def make_due(db: Database, job_id: ObjectId, next_run_at: datetime) -> Non
     await db[JOBS].update_one({"_id": job_id}, {"$set": {"nextRunAt": next_run_at}})
 
 
-async def test_two_racing_workers_claim_each_slot_once(db: Database, settings: Settings) -> None:
-    jobs = [await create_job(db, "* * * * * *", overlapPolicy="allow") for _ in range(40)]
-    slot = SLOT
+async def due_every_second_jobs(db: Database, count: int) -> list[JobDocument]:
+    """`count` every-second jobs (overlaps allowed), all due at SLOT."""
+    jobs = [await create_job(db, "* * * * * *", overlapPolicy="allow") for _ in range(count)]
     for job in jobs:
-        await make_due(db, job.id, slot)
+        await make_due(db, job.id, SLOT)
+    return jobs
+
+
+async def test_two_racing_workers_claim_each_slot_once(db: Database, settings: Settings) -> None:
+    jobs = await due_every_second_jobs(db, 40)
+    slot = SLOT
     first, other = claimer(db, settings, "w1"), claimer(db, settings, "w2")
     passes = await asyncio.gather(first.claim_scheduled(40), other.claim_scheduled(40))
     claimed = [item for result in passes for item in result.claimed]
@@ -215,9 +222,7 @@ class CountingStore(WorkerStore):
 async def test_a_herd_is_read_once_per_batch_and_claimed_over_several_passes(
     db: Database, settings: Settings
 ) -> None:
-    jobs = [await create_job(db, "* * * * * *", overlapPolicy="allow") for _ in range(25)]
-    for job in jobs:
-        await make_due(db, job.id, SLOT)
+    jobs = await due_every_second_jobs(db, 25)
     store = CountingStore(db, "w1")
     worker = claimer(db, settings, "w1", store, claim_batch_size=20)
     passes = [await worker.claim_scheduled(8) for _ in range(4)]
@@ -231,9 +236,7 @@ async def test_a_herd_is_read_once_per_batch_and_claimed_over_several_passes(
 async def test_a_kept_job_edited_or_taken_meanwhile_is_settled_by_the_database(
     db: Database, settings: Settings
 ) -> None:
-    jobs = [await create_job(db, "* * * * * *", overlapPolicy="allow") for _ in range(3)]
-    for job in jobs:
-        await make_due(db, job.id, SLOT)
+    jobs = await due_every_second_jobs(db, 3)
     worker = claimer(db, settings, "w1")
     first = await worker.claim_scheduled(1)
     kept = [job.id for job in jobs if job.id != first.claimed[0].job_id]
