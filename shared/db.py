@@ -56,6 +56,8 @@ def index_plan(settings: Settings) -> dict[str, list[IndexModel]]:
             ),
             IndexModel([("enabled", ASCENDING), ("nextRunAt", ASCENDING)], name="due"),
             IndexModel([("ownerId", ASCENDING), ("_id", ASCENDING)], name="owner_list"),
+            # The heartbeat's sweep for runs that ended without their job being told.
+            IndexModel([("activeRunIds", ASCENDING)], name="active_runs"),
         ],
         RUNS: [
             # Exactly once per (job, slot, attempt), whatever the number of workers.

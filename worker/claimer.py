@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Final
 
@@ -18,22 +18,26 @@ from shared.db import Document
 from shared.model import JobOptions, OverlapPolicy, RunStatus, RunTrigger, slot_key
 from shared.settings import Settings
 from worker.backoff import persist
+from worker.due_queue import DueQueue
+from worker.lease_check import keep_if_slow
 from worker.planner import (
     OVERLAP,
     SUPERSEDED,
     Action,
     DueSlots,
+    MissVerdict,
     PlannerLimits,
     decide,
     due_slots,
+    miss_verdict,
     schedule_for,
 )
 from worker.records import Advance, Claimed, ClaimPass, run_document, utc_now
 from worker.store import WorkerStore
 
 JOB_CHANGED = "job changed before start"
-# Due jobs read but not started in one pass are kept this long for the next passes.
-SURPLUS_MAX_AGE: Final = timedelta(seconds=1)
+# Advances that keep missing because a job is edited again and again: give up after this many.
+RECLAIM_ROUNDS: Final = 3
 _OPTION_FIELDS = (
     "retry",
     "timeoutSeconds",
@@ -81,20 +85,19 @@ class Claimer:
         self.clock = clock
         self.limits = PlannerLimits.from_settings(settings)
         self.lease = timedelta(seconds=settings.lease_seconds)
-        self._surplus: list[Document] = []
-        self._surplus_read_at = datetime.min.replace(tzinfo=UTC)
-        self._last_read_full = False
+        self.due = DueQueue(store, settings.claim_batch_size)
 
     async def claim_scheduled(self, capacity: int) -> ClaimPass:
         """One batch of due jobs: record their due slots, start the runnable ones.
 
-        Steps (docs/design.md, "Scheduled slots"): take due jobs (one query per batch); plan;
-        insert the deciding record of each job (one insert_many; a duplicate means another
+        Steps (docs/design.md, "Scheduled slots"): take due jobs (one range query per batch);
+        plan; insert the deciding record of each job (one insert_many; a duplicate means another
         worker has that slot); advance every job (one bulk write); resolve the rare advances
         that missed.
         """
+        began = time.monotonic()
         now = self.clock()
-        jobs, more = await self._take_due(now, capacity)
+        jobs, more = await self.due.take(now, capacity)
         invalid: list[tuple[Document, str]] = []
         plans, idle_advances = self._plan(jobs, now, invalid)
         await self._park(invalid)
@@ -118,24 +121,8 @@ class Claimer:
             for plan in won
             if plan.runs and plan.decisive["_id"] not in retracted
         ]
+        claimed = await keep_if_slow(self.store, claimed, began, self.settings, self.stop)
         return ClaimPass(claimed=claimed, more=more)
-
-    async def _take_due(self, now: datetime, capacity: int) -> tuple[list[Document], bool]:
-        """Up to `capacity` due jobs, and whether more are due.
-
-        One read fetches a whole batch; what this pass cannot start is kept for the next
-        passes (for SURPLUS_MAX_AGE), so a herd costs one read per batch, not one per pass. A
-        kept job may have been claimed or edited since: the unique run index and the versioned
-        advance settle that exactly as for a fresh read.
-        """
-        if not self._surplus or now - self._surplus_read_at > SURPLUS_MAX_AGE:
-            batch = await self.store.due_jobs(now, self.settings.claim_batch_size)
-            # Several workers read the same due jobs: a random order spreads the work.
-            random.shuffle(batch)
-            self._surplus, self._surplus_read_at = batch, now
-            self._last_read_full = len(batch) >= self.settings.claim_batch_size
-        jobs, self._surplus = self._surplus[:capacity], self._surplus[capacity:]
-        return jobs, bool(self._surplus) or self._last_read_full
 
     def _plan(
         self, jobs: Sequence[Document], now: datetime, invalid: list[tuple[Document, str]]
@@ -241,25 +228,46 @@ class Claimer:
             await persist(park, what="park job", stop=self.stop)
 
     async def _resolve(self, won: list[_Plan], now: datetime) -> set[ObjectId]:
-        """Find out why some advances missed; retract or skip those runs. Run ids retracted."""
-        running = [plan for plan in won if plan.runs]
-        if not running:
-            return set()
-        ids = [plan.job["_id"] for plan in running]
-        states = await persist(
-            lambda: self.store.job_states(ids), what="resolve claims", stop=self.stop
-        )
+        """Find out why some advances missed; advance again, skip or retract. Run ids retracted.
+
+        The slot's record stands, and another worker may already have moved the job past the
+        slot as a loser: so a run is withdrawn only if its job was deleted, paused or
+        rescheduled meanwhile. After any other edit the job advances again on its new version
+        and the run uses the edited job. A run that lost an overlap race becomes `skipped`.
+        """
+        unsettled = [plan for plan in won if plan.runs]
         retract: list[_Plan] = []
         overlapping: list[_Plan] = []
-        for plan in running:
-            state = states.get(plan.job["_id"])
-            if state is not None and plan.decisive["_id"] in state.get("activeRunIds", []):
-                continue
-            unchanged = state is not None and state.get("version") == plan.job.get("version")
-            if unchanged and state is not None and state.get("enabled") is True:
-                overlapping.append(plan)
-            else:
-                retract.append(plan)
+        for _ in range(RECLAIM_ROUNDS):
+            if not unsettled:
+                break
+            ids = [plan.job["_id"] for plan in unsettled]
+            states = await persist(
+                partial(self.store.jobs_by_id, ids), what="resolve claims", stop=self.stop
+            )
+            edited: list[_Plan] = []
+            for plan in unsettled:
+                state = states.get(plan.job["_id"])
+                skip = options_of(plan.job).overlap_policy is OverlapPolicy.SKIP
+                verdict = miss_verdict(plan.job, state, plan.decisive["_id"], overlap_skip=skip)
+                if verdict is MissVerdict.EDITED and state is not None:
+                    plan.job = state
+                    edited.append(plan)
+                elif verdict is not MissVerdict.APPLIED:
+                    (retract if verdict is MissVerdict.WITHDRAWN else overlapping).append(plan)
+            again = [self._advance(plan, won=True) for plan in edited]
+            await persist(
+                partial(self.store.advance_jobs, again), what="advance jobs", stop=self.stop
+            )
+            unsettled = edited  # the next round tells which of them matched
+        retract.extend(unsettled)
+        await self._settle_misses(retract, overlapping, now)
+        return {plan.decisive["_id"] for plan in retract}
+
+    async def _settle_misses(
+        self, retract: list[_Plan], overlapping: list[_Plan], now: datetime
+    ) -> None:
+        """Delete the withdrawn runs; record the overlapping ones `skipped` and move their jobs."""
         run_ids = [plan.decisive["_id"] for plan in retract]
         await persist(lambda: self.store.retract_runs(run_ids), what="retract runs", stop=self.stop)
         skipped = [plan.decisive["_id"] for plan in overlapping]
@@ -272,7 +280,6 @@ class Claimer:
             log.info("run.retracted", job_id=str(plan.job["_id"]), reason=JOB_CHANGED)
         for plan in overlapping:
             plan.action = Action.SKIP
-        return set(run_ids)
 
     async def _record_missed(self, plans: list[_Plan], now: datetime) -> None:
         """Record the earlier due slots of each job as `missed` (duplicates: already recorded)."""

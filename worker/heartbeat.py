@@ -14,7 +14,7 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from shared import __version__
-from shared.model import RunStatus
+from shared.model import FINAL_RUN_STATUSES, RunStatus
 from shared.settings import Settings
 from worker.backoff import brief
 from worker.finisher import Finisher
@@ -59,9 +59,9 @@ class Heartbeat:
         self.lease = timedelta(seconds=settings.lease_seconds)
 
     async def beat(self) -> None:
-        """Renew, report, reap; each step on its own, so an outage only delays them."""
+        """Renew, report, reap, sweep; each step on its own, so an outage only delays them."""
         now = utc_now()
-        for step in (self.renew, self.report, self.reap):
+        for step in (self.renew, self.report, self.reap, self.sweep):
             try:
                 await step(now)
             except PyMongoError as error:
@@ -107,8 +107,6 @@ class Heartbeat:
             started_at = run.get("startedAt") or now
             duration_ms = int((now - started_at).total_seconds() * 1000)
             error = f"lease expired: worker {run.get('workerId')} stopped renewing it"
-            if not await self.store.abandon_expired(run, now, error, duration_ms):
-                continue  # another worker reaped it, or its owner finished just in time
             job = jobs.get(run["jobId"])
             outcome = conclude(
                 Claimed(run, job or {}),
@@ -118,8 +116,16 @@ class Heartbeat:
                 error=error,
                 retryable=job is not None,
             )
-            # The run is final already; the finisher writes the rest, retrying through outages.
-            self.finisher.add(dataclasses.replace(outcome, update_run=False))
+            # The retry goes in before the run is final: a worker killed in between leaves a run
+            # that is reaped again (the retry insert is idempotent), never one without its retry.
+            queued = outcome.retry is not None and not await self.store.insert_runs([outcome.retry])
+            if not await self.store.abandon_expired(run, now, error, duration_ms):
+                # Another worker reaped it, or its owner finished (or renewed) just in time.
+                if queued and outcome.retry is not None:
+                    await self.store.withdraw_retry(run["_id"], outcome.retry["_id"])
+                continue
+            # The run is final; the finisher writes the job side, retrying through outages.
+            self.finisher.add(dataclasses.replace(outcome, update_run=False, retry=None))
             log.warning(
                 "run.abandoned",
                 run_id=str(run["_id"]),
@@ -128,3 +134,37 @@ class Heartbeat:
                 previous_worker=run.get("workerId"),
                 retry_at=outcome.retry["notBefore"].isoformat() if outcome.retry else None,
             )
+
+    async def sweep(self, now: datetime) -> None:
+        """Finish the job side of runs that ended without it.
+
+        A run's final record and its job's bookkeeping (`activeRunIds`, counters, status, the
+        queued retry) are two writes; a worker killed between them, or before it flushed what
+        its reaper found, leaves the job listing a run that is over, and an overlap `skip` job
+        would then skip every slot. Runs that ended over a heartbeat ago are finished here
+        from their records; the job update matches only while the run is still listed and the
+        retry insert is idempotent, so racing the original worker's late write is harmless.
+        """
+        jobs = await self.store.jobs_with_active_runs(REAP_BATCH)
+        listed = {run_id for job in jobs for run_id in job.get("activeRunIds", [])}
+        if not listed:
+            return
+        runs = await self.store.runs_by_id(listed)
+        settled_before = now - timedelta(seconds=self.settings.heartbeat_seconds)
+        for job in jobs:
+            for run_id in job.get("activeRunIds", []):
+                run = runs.get(run_id)
+                if run is None or run.get("status") not in FINAL_RUN_STATUSES:
+                    continue  # still running (or pending), or gone with the retention
+                ended_at = run.get("endedAt") or now
+                if ended_at > settled_before:
+                    continue  # its own worker is most likely writing it right now
+                outcome = conclude(
+                    Claimed(run, job),
+                    RunStatus(run["status"]),
+                    started_at=run.get("startedAt") or ended_at,
+                    ended_at=ended_at,
+                    error=run.get("error"),
+                )
+                self.finisher.add(dataclasses.replace(outcome, update_run=False))
+                log.warning("run.settled_late", run_id=str(run_id), job_id=str(job["_id"]))

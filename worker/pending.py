@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -15,6 +16,7 @@ from shared.db import Document
 from shared.model import RunTrigger
 from shared.settings import Settings
 from worker.backoff import is_transient, persist
+from worker.lease_check import keep_if_slow
 from worker.records import Claimed, ClaimPass, utc_now
 from worker.store import WorkerStore
 
@@ -40,6 +42,7 @@ class PendingClaimer:
 
     async def claim(self, capacity: int) -> ClaimPass:
         """Due pending runs (run-now, retries): claim each atomically, then load their jobs."""
+        began = time.monotonic()
         now = self.clock()
         due = await self.store.due_pending(now, self.settings.claim_batch_size)
         more = len(due) >= self.settings.claim_batch_size or len(due) > capacity
@@ -78,6 +81,7 @@ class PendingClaimer:
                 what="skip runs",
                 stop=self.stop,
             )
+        claimed = await keep_if_slow(self.store, claimed, began, self.settings, self.stop)
         starts = [(item.job_id, item.run_id) for item in claimed]
         await persist(lambda: self.store.mark_started(starts), what="start runs", stop=self.stop)
         return ClaimPass(claimed=claimed, more=more)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 from shared.model import JobOptions, MisfirePolicy, OverlapPolicy, RetryPolicy
 from shared.schedule import Schedule
@@ -153,3 +153,27 @@ def retry_delay(
     exponent = max(0, min(failed_attempt - 1, 30))
     ceiling = max(floor, min(policy.backoff_max_seconds, policy.backoff_seconds * 2**exponent))
     return uniform(floor, ceiling)
+
+
+class MissVerdict(StrEnum):
+    """Why the advance of a job this worker won a slot of did not match."""
+
+    APPLIED = "applied"  # it did apply (a retried write): the run stands
+    WITHDRAWN = "withdrawn"  # deleted, paused or rescheduled: the slot no longer runs
+    OVERLAP = "overlap"  # unchanged, but another run of the job is active (overlap `skip`)
+    EDITED = "edited"  # some other edit: advance again on the new version
+
+
+def miss_verdict(
+    read: Mapping[str, Any], state: Mapping[str, Any] | None, run_id: Any, *, overlap_skip: bool
+) -> MissVerdict:
+    """Judge a missed advance on the job as read (`read`) and as it is now (`state`)."""
+    if state is None or state.get("enabled") is not True:
+        return MissVerdict.WITHDRAWN
+    if run_id in state.get("activeRunIds", []):
+        return MissVerdict.APPLIED
+    if any(state.get(key) != read.get(key) for key in ("cron", "timezone")):
+        return MissVerdict.WITHDRAWN
+    if overlap_skip and state.get("version") == read.get("version"):
+        return MissVerdict.OVERLAP
+    return MissVerdict.EDITED

@@ -89,6 +89,9 @@ class Worker:
         )
         self._last_lookup = {"jobs": 0.0, "pending": 0.0}
         self._executor: Executor | None = None
+        self.cancel_wait_seconds = CANCEL_WAIT_SECONDS
+        # Handlers still running after the cancel wait (they ignored cancellation).
+        self.stuck_handlers: list[asyncio.Task[None]] = []
 
     # --- public --------------------------------------------------------------------------
 
@@ -282,7 +285,8 @@ class Worker:
             for task in late:
                 task.cancel()  # the executor records them `abandoned` ("worker shutdown")
             if late:
-                await asyncio.wait(late, timeout=CANCEL_WAIT_SECONDS)
+                await asyncio.wait(late, timeout=self.cancel_wait_seconds)
+                self.stuck_handlers = [task for task in late if not task.done()]
         try:
             await asyncio.wait_for(self.finisher.flush(), FINAL_FLUSH_SECONDS)
         except TimeoutError:

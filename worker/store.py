@@ -13,11 +13,14 @@ from pymongo.errors import BulkWriteError
 
 from shared.db import JOBS, RUNS, STREAM_TOKENS, WORKERS, Collection, Database, Document
 from shared.model import JobStatus, RunStatus
-from worker.records import Advance, Outcome
+from worker.records import FAILED_STATUSES, Advance, Outcome
 
 DUPLICATE_KEY = 11000
 RUNNING = RunStatus.RUNNING.value
 PENDING = RunStatus.PENDING.value
+FAILED_STATUS_VALUES = frozenset(status.value for status in FAILED_STATUSES)
+# Below every ObjectId: `activeRunIds > LOWEST_ID` matches jobs with an active run (an index range).
+LOWEST_ID = ObjectId(b"\x00" * 12)
 
 
 class WorkerStore:
@@ -40,6 +43,15 @@ class WorkerStore:
         every claimed job moves to the future.
         """
         cursor = self.jobs.find({"enabled": True, "nextRunAt": {"$lte": now}}, limit=limit)
+        return await cursor.to_list()
+
+    async def due_jobs_by_id(self, job_ids: Sequence[ObjectId], now: datetime) -> list[Document]:
+        """Those of these jobs that are still enabled and due, as they are now."""
+        if not job_ids:
+            return []
+        cursor = self.jobs.find(
+            {"_id": {"$in": list(job_ids)}, "enabled": True, "nextRunAt": {"$lte": now}}
+        )
         return await cursor.to_list()
 
     async def earliest_job_time(self, before: datetime) -> datetime | None:
@@ -95,14 +107,6 @@ class WorkerStore:
             operations.append(UpdateOne(query, update))
         result = await self.jobs.bulk_write(operations, ordered=False)
         return result.matched_count
-
-    async def job_states(self, job_ids: Iterable[ObjectId]) -> dict[ObjectId, Document]:
-        """`version`, `enabled` and `activeRunIds` of these jobs (absent: deleted)."""
-        cursor = self.jobs.find(
-            {"_id": {"$in": list(job_ids)}},
-            projection={"version": 1, "enabled": 1, "activeRunIds": 1},
-        )
-        return {document["_id"]: document async for document in cursor}
 
     async def retract_runs(self, run_ids: Sequence[ObjectId]) -> None:
         """Delete runs this worker inserted but will not start (their job changed meanwhile)."""
@@ -225,6 +229,18 @@ class WorkerStore:
         )
         return result.matched_count
 
+    async def keep_ours(self, run_ids: Sequence[ObjectId], until: datetime) -> set[ObjectId]:
+        """Which of these runs still run under our lease; renew those (after a slow pass)."""
+        if not run_ids:
+            return set()
+        cursor = self.runs.find(
+            {"_id": {"$in": list(run_ids)}, "status": RUNNING, "workerId": self.worker_id},
+            projection={"_id": 1},
+        )
+        ours = [document["_id"] async for document in cursor]
+        await self.renew_leases(ours, until)
+        return set(ours)
+
     async def expired_runs(self, now: datetime, limit: int) -> list[Document]:
         """Running runs whose lease has expired (their worker stopped renewing)."""
         cursor = self.runs.find({"status": RUNNING, "leaseExpiresAt": {"$lt": now}}, limit=limit)
@@ -248,6 +264,31 @@ class WorkerStore:
             projection={"_id": 1},
         )
         return found is not None
+
+    async def jobs_with_active_runs(self, limit: int) -> list[Document]:
+        """Jobs listing runs in `activeRunIds` (an index range), with what finishing needs."""
+        cursor = self.jobs.find(
+            {"activeRunIds": {"$gt": LOWEST_ID}},
+            projection={"activeRunIds": 1, "retry": 1},
+            limit=limit,
+        )
+        return await cursor.to_list()
+
+    async def runs_by_id(self, run_ids: Iterable[ObjectId]) -> dict[ObjectId, Document]:
+        """These run documents (absent: deleted, e.g. by retention)."""
+        cursor = self.runs.find({"_id": {"$in": list(run_ids)}})
+        return {document["_id"]: document async for document in cursor}
+
+    async def withdraw_retry(self, run_id: ObjectId, retry_id: ObjectId) -> None:
+        """Delete a still-pending retry queued for `run_id`, unless that run ended in a failure.
+
+        The reaper queues a retry before it abandons a run; when the abandon does not happen
+        because the run's own worker finished it, only a failure of that run needs the retry.
+        """
+        run = await self.runs.find_one({"_id": run_id}, projection={"status": 1})
+        if run is not None and run.get("status") in FAILED_STATUS_VALUES:
+            return
+        await self.runs.delete_one({"_id": retry_id, "status": PENDING})
 
     # --- heartbeats and resume tokens --------------------------------------------------------
 

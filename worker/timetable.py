@@ -24,6 +24,8 @@ _IRRELEVANT_JOB_FIELDS = frozenset(
         "version",
         "name",
         "payload",
+        "payloadByAdmin",
+        "queuedRunId",
     }
 )
 

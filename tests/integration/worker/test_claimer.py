@@ -18,6 +18,7 @@ from tests.integration.worker.conftest import worker_settings
 from tests.integration.worker.factory import create_job, job_of, runs_of
 from worker.claimer import Claimer
 from worker.planner import OVERLAP, SUPERSEDED
+from worker.records import Advance
 from worker.store import WorkerStore
 
 SLOT = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
@@ -249,3 +250,53 @@ async def test_a_kept_job_edited_or_taken_meanwhile_is_settled_by_the_database(
     assert [item for result in later for item in result.claimed] == []
     assert await runs_of(db, kept[0]) == []
     assert [run["workerId"] for run in await runs_of(db, kept[1])] == ["w2"]
+
+
+class RenamingStore(WorkerStore):
+    """Right after the read, a client renames each job and another worker, reading the renamed
+    job, loses the slot to us and moves `nextRunAt` past it (a loser's advance)."""
+
+    async def due_jobs(self, now: datetime, limit: int) -> list[Document]:
+        jobs = await super().due_jobs(now, limit)
+        for job in jobs:
+            await self.db[JOBS].update_one(
+                {"_id": job["_id"]},
+                {"$set": {"name": f"{job['name']} (renamed)"}, "$inc": {"version": 1}},
+            )
+            renamed = await job_of(self.db, job["_id"])
+            assert renamed is not None
+            await WorkerStore(self.db, "w2").advance_jobs(
+                [Advance(job["_id"], renamed["version"], SLOT + timedelta(seconds=1))]
+            )
+        return jobs
+
+
+async def test_an_edit_that_keeps_the_schedule_does_not_lose_the_slot(
+    db: Database, settings: Settings
+) -> None:
+    job = await create_job(db, "* * * * * *")
+    await make_due(db, job.id, SLOT)
+    result = await claimer(db, settings, "w1", RenamingStore(db, "w1")).claim_scheduled(5)
+    [item] = result.claimed
+    assert item.job["name"].endswith("(renamed)")  # the run uses the job as edited
+    [run] = await runs_of(db, job.id)
+    assert (run["scheduledFor"], run["status"], run["workerId"]) == (SLOT, "running", "w1")
+    stored = await job_of(db, job.id)
+    assert stored is not None
+    assert stored["activeRunIds"] == [run["_id"]]
+
+
+async def test_kept_jobs_are_planned_as_they_are_now(db: Database, settings: Settings) -> None:
+    jobs = [await create_job(db, "* * * * * *", overlapPolicy="skip") for _ in range(2)]
+    for job in jobs:
+        await make_due(db, job.id, SLOT)
+        await db[JOBS].update_one({"_id": job.id}, {"$set": {"activeRunIds": [ObjectId()]}})
+    worker = claimer(db, settings, "w1")
+    first = await worker.claim_scheduled(1)
+    assert first.claimed == []  # its previous run is still going: skipped
+    [skipped] = await db[RUNS].find({"status": "skipped"}).to_list()
+    [kept] = [job.id for job in jobs if job.id != skipped["jobId"]]
+    # The kept job's previous run ends before the next pass.
+    await db[JOBS].update_one({"_id": kept}, {"$set": {"activeRunIds": []}})
+    [item] = (await worker.claim_scheduled(1)).claimed
+    assert item.job_id == kept

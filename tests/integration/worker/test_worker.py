@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from itertools import pairwise
 
@@ -11,7 +12,8 @@ from shared import jobs_repo
 from shared.db import JOBS, RUNS, WORKERS, Database, Document
 from shared.model import RunStatus, RunTrigger
 from shared.schedule import Schedule
-from tests.integration.worker.conftest import StartWorker
+from shared.settings import Settings
+from tests.integration.worker.conftest import StartWorker, worker_settings
 from tests.integration.worker.factory import (
     FINAL,
     create_job,
@@ -22,9 +24,11 @@ from tests.integration.worker.factory import (
     wait_for,
     wait_for_document,
 )
+from worker.context import RunContext
 from worker.executor import SHUTDOWN_ERROR
 from worker.planner import OVERLAP
 from worker.records import run_document, utc_now
+from worker.runner import Worker
 
 
 async def finished_runs(db: Database, job_id: ObjectId, count: int) -> list[Document]:
@@ -202,7 +206,11 @@ async def test_shutdown_lets_short_runs_finish_and_abandons_long_ones(
     slot = slot_in(1)
     short = await create_job(db, cron_at(slot), payload={"sleepSeconds": 0.5})
     long = await create_job(db, cron_at(slot), payload={"sleepSeconds": 30})
-    await wait_for(lambda: db[RUNS].count_documents({"status": "running"}), 5, "both runs started")
+
+    async def both_started() -> bool:
+        return await db[RUNS].count_documents({"status": "running"}) == 2
+
+    await wait_for(both_started, 5, "both runs started")
     worker.request_stop()
     [done] = await finished_runs(db, short.id, 1)
     assert done["status"] == "succeeded"
@@ -234,3 +242,25 @@ async def test_the_worker_reports_its_heartbeat(db: Database, start_worker: Star
         5,
         "a later heartbeat",
     )
+
+
+async def test_a_handler_ignoring_cancellation_does_not_hold_up_the_shutdown(
+    db: Database, settings: Settings
+) -> None:
+    async def stubborn(ctx: RunContext, payload: object) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1)  # swallows the cancellation and carries on
+
+    worker = Worker(
+        worker_settings(settings, shutdown_grace_seconds=0.2), db, handlers={"noop": stubborn}
+    )
+    worker.cancel_wait_seconds = 0.2
+    task = asyncio.create_task(worker.run())
+    await create_job(db, cron_at(slot_in(1)))
+    await wait_for(lambda: db[RUNS].count_documents({"status": "running"}), 5, "the run started")
+    worker.request_stop()
+    await asyncio.wait_for(task, 5)  # the run loop returns although the handler is still busy
+    assert len(worker.stuck_handlers) == 1
+    await asyncio.gather(*worker.stuck_handlers)
