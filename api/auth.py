@@ -10,14 +10,13 @@ from typing import Any, Final
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp, Scopes
 
 from api.errors import INVALID_TOKEN_CHALLENGE, WWW_AUTHENTICATE
-from shared.settings import Settings, SettingsError
+from shared.settings import Settings, SettingsError, parse_public_key
 
 ADMIN_ROLE: Final = "admin"
 SUBJECT_MAX_LENGTH: Final = 256
@@ -94,13 +93,11 @@ class TokenVerifier:
 
 
 def _load_public_key(pem: str) -> RSAPublicKey | EllipticCurvePublicKey:
+    # The settings validator already parsed it (and turned literal `\n` into newlines).
     try:
-        key = load_pem_public_key(pem.encode())
-    except (ValueError, TypeError) as error:
-        raise SettingsError(f"CRON_JWT_PUBLIC_KEY: not a PEM public key ({error})") from None
-    if not isinstance(key, RSAPublicKey | EllipticCurvePublicKey):
-        raise SettingsError("CRON_JWT_PUBLIC_KEY: must be an RSA or EC (P-256) public key")
-    return key
+        return parse_public_key(pem)
+    except ValueError as error:
+        raise SettingsError(f"CRON_JWT_PUBLIC_KEY: {error}") from None
 
 
 def _reason(error: jwt.PyJWTError) -> str:

@@ -15,6 +15,7 @@ from litestar.exceptions import (
     TooManyRequestsException,
     ValidationException,
 )
+from litestar.params import ParameterKwarg
 from litestar.types import ExceptionHandlersMap
 from pymongo.errors import ConnectionFailure
 
@@ -85,12 +86,29 @@ def _field_name(key: str) -> str:
     return _INDEX.sub(r"[\1]", key) if key and key != "data" else "body"
 
 
-def _validation_errors(extra: Any) -> list[FieldError]:
+def _parameter_names(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The handler's Python parameter names -> the names clients send (`job_type` -> `type`).
+
+    Litestar reports a query parameter by its Python name, which clients never see.
+    """
+    signature = getattr(request.scope.get("route_handler"), "parsed_fn_signature", None)
+    names: dict[str, str] = {}
+    for name, definition in getattr(signature, "parameters", {}).items():
+        kwarg = getattr(definition, "kwarg_definition", None)
+        if isinstance(kwarg, ParameterKwarg) and kwarg.name:
+            names[name] = kwarg.name
+    return names
+
+
+def _validation_errors(extra: Any, parameter_names: Mapping[str, str]) -> list[FieldError]:
     errors = []
     for item in extra if isinstance(extra, list) else []:
         if not isinstance(item, Mapping):
             continue
-        field = _field_name(str(item.get("key", "")))
+        key = str(item.get("key", ""))
+        if item.get("source") != "body":
+            key = parameter_names.get(key, key)
+        field = _field_name(key)
         message = str(item.get("message", "invalid value"))
         if field == "body" and message.strip("'") == "data":
             message = "a JSON object body is required"
@@ -103,12 +121,14 @@ def handle_api_error(_: Request[Any, Any, Any], error: ApiError) -> Response[Pro
     return problem(error.status, error.detail, error.errors, error.headers)
 
 
-def handle_http_exception(_: Request[Any, Any, Any], error: HTTPException) -> Response[Problem]:
+def handle_http_exception(
+    request: Request[Any, Any, Any], error: HTTPException
+) -> Response[Problem]:
     """Litestar's own errors (routing, 401, 405, 413, 429, validation) in the error shape."""
     headers = dict(error.headers or {})
     status = error.status_code
     if isinstance(error, ValidationException):
-        errors = _validation_errors(error.extra)
+        errors = _validation_errors(error.extra, _parameter_names(request))
         return problem(HTTPStatus.UNPROCESSABLE_ENTITY, "the request is invalid", errors, headers)
     if isinstance(error, NotAuthorizedException):
         headers.setdefault(WWW_AUTHENTICATE, BEARER_CHALLENGE)

@@ -24,10 +24,15 @@ from shared.settings import Settings
 MINUTE_SECONDS: Final = 60
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
+# PATCH fields after which the payload is judged by the caller's rules, not the previous ones.
+PAYLOAD_RULE_FIELDS: Final = frozenset({"payload", "type"})
 
 
-def spec_from_body(body: JobReplace, settings: Settings) -> JobSpec:
-    """The unvalidated job a create/replace body describes (defaults filled in)."""
+def spec_from_body(body: JobReplace, settings: Settings, *, by_admin: bool) -> JobSpec:
+    """The unvalidated job a create/replace body describes (defaults filled in).
+
+    `by_admin`: the caller is an admin, so the payload will be validated under admin rules.
+    """
     options = JobOptions(
         retry=RetryPolicy.model_validate(body.retry.model_dump()),
         timeout_seconds=body.timeout_seconds or settings.default_timeout_seconds,
@@ -43,17 +48,24 @@ def spec_from_body(body: JobReplace, settings: Settings) -> JobSpec:
         payload=body.payload,
         enabled=body.enabled,
         options=options,
+        payload_by_admin=by_admin,
     )
 
 
-def merge_patch(spec: JobSpec, changes: dict[str, Any]) -> JobSpec:
-    """`spec` with the PATCH fields applied (top-level replacement, `retry` as a whole)."""
+def merge_patch(spec: JobSpec, changes: dict[str, Any], *, by_admin: bool) -> JobSpec:
+    """`spec` with the PATCH fields applied (top-level replacement, `retry` as a whole).
+
+    A PATCH of `payload` or `type` has the payload validated anew, under the caller's rules
+    (`by_admin`); any other PATCH keeps the rules it was last validated under.
+    """
     option_names = set(JobOptions.model_fields)
     options = spec.options.model_dump()
     for name, value in changes.items():
         if name in option_names:
             options[name] = value.model_dump() if name == "retry" else value
     job_fields = {name: value for name, value in changes.items() if name not in option_names}
+    if PAYLOAD_RULE_FIELDS & changes.keys():
+        job_fields["payload_by_admin"] = by_admin
     return spec.replace(**job_fields, options=JobOptions.model_validate(options))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from bson import ObjectId
@@ -30,6 +30,10 @@ SCHEDULE_FIELDS: Final = frozenset({"cron", "timezone", "enabled"})
 # Optimistic read-modify-write rounds before giving up under write contention.
 WRITE_ATTEMPTS: Final = 5
 DELETED_JOB_ERROR: Final = "job deleted"
+# A run-now reservation whose run is missing counts this long: the run is inserted right after
+# the reservation, so an older one was left by a request that died in between.
+RESERVATION_GRACE: Final = timedelta(seconds=30)
+BUSY_RUN_STATUSES: Final = frozenset({RunStatus.PENDING.value, RunStatus.RUNNING.value})
 
 
 class JobNotFoundError(LookupError):
@@ -84,7 +88,10 @@ class QuotaExceededError(Exception):
 
 @dataclass(frozen=True)
 class JobSpec:
-    """The client-writable part of a job, already validated by the caller."""
+    """The writable part of a job, already validated by the caller.
+
+    `payload_by_admin` is server-owned: the caller sets it from who validated the payload.
+    """
 
     name: str
     type: str
@@ -93,6 +100,7 @@ class JobSpec:
     payload: dict[str, Any]
     enabled: bool
     options: JobOptions
+    payload_by_admin: bool = False
 
     @classmethod
     def of(cls, job: JobDocument) -> JobSpec:
@@ -105,6 +113,7 @@ class JobSpec:
             payload=job.payload,
             enabled=job.enabled,
             options=job.options(),
+            payload_by_admin=job.payload_by_admin,
         )
 
     def replace(self, **changes: Any) -> JobSpec:
@@ -120,6 +129,7 @@ class JobSpec:
             "timezone": self.timezone,
             "payload": self.payload,
             "enabled": self.enabled,
+            "payloadByAdmin": self.payload_by_admin,
             **self.options.model_dump(by_alias=True, mode="json"),
         }
 
@@ -331,19 +341,10 @@ async def queue_run_now(db: Database, job: JobDocument, *, now: datetime | None 
     With overlap policy `skip`, RunInProgressError if a run is active or a manual run is
     already queued (so repeated taps do not pile up runs that would only be skipped).
     """
-    if job.overlap_policy is OverlapPolicy.SKIP:
-        queued = await db[RUNS].find_one(
-            {
-                "jobId": job.id,
-                "status": RunStatus.PENDING.value,
-                "trigger": RunTrigger.MANUAL.value,
-            },
-            projection={"_id": 1},
-        )
-        if job.active_run_ids or queued is not None:
-            raise RunInProgressError(job.id)
     now = now or utc_now()
     run_id = ObjectId()
+    if job.overlap_policy is OverlapPolicy.SKIP:
+        await _reserve_queued_run(db, job, run_id)
     await db[RUNS].insert_one(
         {
             "_id": run_id,
@@ -361,6 +362,41 @@ async def queue_run_now(db: Database, job: JobDocument, *, now: datetime | None 
         }
     )
     return run_id
+
+
+async def _reserve_queued_run(db: Database, job: JobDocument, run_id: ObjectId) -> None:
+    """Make `run_id` the job's `queuedRunId`, or RunInProgressError if a run is busy.
+
+    Checking for a busy run and queueing one are two operations, and there are no transactions:
+    the reservation is a compare-and-set on the `queuedRunId` read (and on no active run), so of
+    concurrent requests exactly one wins. The worker needs not clear it: a reservation whose run
+    is no longer pending or running is simply replaced by the next request.
+    """
+    current: JobDocument | None = job
+    for _ in range(WRITE_ATTEMPTS):
+        if current is None:
+            raise JobNotFoundError(job.id)
+        held = current.queued_run_id
+        if current.active_run_ids or (held is not None and await _run_is_busy(db, held)):
+            raise RunInProgressError(job.id)
+        reserved = await db[JOBS].find_one_and_update(
+            {"_id": job.id, "queuedRunId": held, "activeRunIds.0": {"$exists": False}},
+            {"$set": {"queuedRunId": run_id}},
+            projection={"_id": 1},
+        )
+        if reserved is not None:
+            return
+        current = await get_job(db, job.id)  # changed since read (or a stale `job` was passed)
+    raise RunInProgressError(job.id)
+
+
+async def _run_is_busy(db: Database, run_id: ObjectId) -> bool:
+    """Whether a reserved run-now run is still pending or running."""
+    run = await db[RUNS].find_one({"_id": run_id}, projection={"status": 1})
+    if run is None:
+        # Reserved but not inserted yet, unless its request died in between (or it expired).
+        return run_id.generation_time > datetime.now(UTC) - RESERVATION_GRACE
+    return run.get("status") in BUSY_RUN_STATUSES
 
 
 async def list_runs(

@@ -118,6 +118,10 @@ class JobDocument(JobOptions):
     last_error: str | None = None
     last_duration_ms: int | None = None
     active_run_ids: list[ObjectId] = Field(default_factory=list)
+    # Overlap `skip`: the last run-now run, set by compare-and-set so only one is ever queued.
+    queued_run_id: ObjectId | None = None
+    # Whether the payload was last validated under admin rules (the run-time host exemption).
+    payload_by_admin: bool = False
     run_count: int = 0
     failure_count: int = 0
     version: int = 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from urllib.parse import unquote
 
 import httpx
 
@@ -53,6 +54,7 @@ _NAT64_PREFIX = ip_network("64:ff9b::/96")
 _HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)")
 _FORBIDDEN_URL_CHARACTERS = re.compile(r"[\x00-\x20\x7f\\]")
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 class TargetError(ValueError):
@@ -115,6 +117,8 @@ def check_url_shape(url: str) -> str:
     if url.startswith("/"):
         if url.startswith("//"):
             raise ValueError("a path must start with a single '/' (no scheme-relative URLs)")
+        if has_dot_segment(url.partition("?")[0].partition("#")[0]):
+            raise ValueError("a path must not contain '.' or '..' segments (also percent-encoded)")
         return url
     try:
         parsed = httpx.URL(url)
@@ -141,6 +145,19 @@ def _check_host_syntax(host: str) -> None:
         raise ValueError(f"host {host!r} is an ambiguous numeric address; use dotted IPv4 form")
 
 
+def has_dot_segment(path: str) -> bool:
+    """Whether `path` has a `.` or `..` segment, also as `%2e`, `%2E%2e` or behind `%2f`.
+
+    Receivers decode before they resolve dot segments, and some (Tomcat) ignore `;params`,
+    so `/%2e%2e/x` and `/..;x/y` climb just as `/../x` does.
+    """
+    for segment in path.split("/"):
+        for part in unquote(segment).split("/"):
+            if part.partition(";")[0] in _DOT_SEGMENTS:
+                return True
+    return False
+
+
 def resolve_url(url: str, base_url: str) -> tuple[httpx.URL, bool]:
     """The absolute URL to call and whether it is trusted (a path under CRON_HTTP_BASE_URL)."""
     if not url.startswith("/"):
@@ -154,7 +171,20 @@ def resolve_url(url: str, base_url: str) -> tuple[httpx.URL, bool]:
         base.port,
     ):
         raise TargetError(f"path {url!r} leaves the base URL's origin")
+    # Stored jobs predate the creation-time check; trust only what stays under the base path.
+    if not _under_base_path(resolved, base):
+        raise TargetError(f"path {url!r} leaves the base URL's path {base.path!r}")
     return resolved, True
+
+
+def _under_base_path(resolved: httpx.URL, base: httpx.URL) -> bool:
+    """`resolved` is the base path itself or below it (on a `/` boundary), no dot segments."""
+    # httpx has already removed raw dot segments; encoded ones would be resolved by the receiver.
+    if has_dot_segment(resolved.raw_path.decode("ascii", "replace").partition("?")[0]):
+        return False
+    prefix = base.path.rstrip("/")
+    path = resolved.path
+    return not prefix or path == prefix or path.startswith(prefix + "/")
 
 
 def check_host_allowed(url: httpx.URL, allowed_hosts: Iterable[str], exempt: bool) -> None:

@@ -6,10 +6,20 @@ import socket
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, cast
 
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "CRON_"
+# Every placeholder value in .env.example starts with this: a secret that still does was
+# copied without being set, and the file is public.
+PLACEHOLDER_PREFIX = "replace-with-"
+# HS256 keys shorter than the 256-bit MAC can be brute-forced offline from one token.
+MIN_JWT_SECRET_LENGTH = 32
+# The signing secret's default: fine on a laptop, a warning anywhere else.
+DEFAULT_SIGNING_SECRET = "change-me"
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -42,7 +52,9 @@ class Settings(BaseSettings):
         "", description="Externally visible base URL for Location headers; empty: from request."
     )
     jwt_secret: SecretStr | None = Field(
-        None, description="HS256 shared secret of the auth server (use this or the public key)."
+        None,
+        description="HS256 shared secret of the auth server, at least 32 characters (use this "
+        "or the public key).",
     )
     jwt_public_key: str | None = Field(
         None, description="PEM public key for RS256/ES256 tokens (use this or the secret)."
@@ -117,7 +129,7 @@ class Settings(BaseSettings):
         False, description="Allow loopback/private/link-local targets after DNS (tests only)."
     )
     http_signing_secret: SecretStr = Field(
-        SecretStr("change-me"), description="HMAC-SHA256 key for X-Cron-Signature."
+        SecretStr(DEFAULT_SIGNING_SECRET), description="HMAC-SHA256 key for X-Cron-Signature."
     )
     http_max_response_bytes: int = Field(65_536, ge=1024, description="Response bytes read.")
 
@@ -131,6 +143,44 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("jwt_secret", "jwt_public_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `CRON_JWT_SECRET=` in an env file means "not this one", not an empty HS256 key.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("jwt_secret", "http_signing_secret", "smtp_password")
+    @classmethod
+    def _not_a_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower().startswith(
+            PLACEHOLDER_PREFIX
+        ):
+            raise ValueError(
+                f"still the .env.example placeholder ({PLACEHOLDER_PREFIX}...); set your own value"
+            )
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_JWT_SECRET_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_JWT_SECRET_LENGTH} characters; generate one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return value
+
+    @field_validator("jwt_public_key")
+    @classmethod
+    def _check_public_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # Env files hold one line per variable: a PEM written with literal `\n` between its
+        # lines (the documented form) becomes the multi-line PEM the key loader needs.
+        pem = value.strip().replace("\\n", "\n")
+        parse_public_key(pem)
+        return pem
 
     @field_validator("rate_limit")
     @classmethod
@@ -148,6 +198,17 @@ class Settings(BaseSettings):
     def retention_seconds(self) -> int:
         """Run history retention in seconds."""
         return self.run_retention_days * 86_400
+
+
+def parse_public_key(pem: str) -> RSAPublicKey | EllipticCurvePublicKey:
+    """The RSA or EC public key in `pem`; ValueError (fit to show) otherwise."""
+    try:
+        key = load_pem_public_key(pem.encode())
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"not a PEM public key ({error})") from None
+    if not isinstance(key, RSAPublicKey | EllipticCurvePublicKey):
+        raise ValueError("must be an RSA or EC (P-256) public key")
+    return key
 
 
 RateUnit = Literal["second", "minute", "hour", "day"]

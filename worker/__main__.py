@@ -14,6 +14,7 @@ import structlog
 from pymongo.errors import PyMongoError
 
 from shared.db import create_client, get_database
+from shared.job_types.http_signature import warn_if_default_secret
 from shared.logging import configure_logging
 from shared.settings import Settings, SettingsError, load_settings
 from worker.backoff import brief
@@ -24,7 +25,8 @@ log = structlog.get_logger("worker")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; exit status 0 after a graceful stop, 2 on bad settings, 1 on a failed check."""
+    """Entry point; exit status 0 after a graceful stop, 2 on bad settings, 1 on a failed check
+    (or when handlers ignored cancellation at shutdown)."""
     parser = argparse.ArgumentParser(prog="cronjobs-worker", description=__doc__)
     parser.add_argument(
         "--check",
@@ -41,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         return asyncio.run(check(settings))
     configure_logging(settings, "worker")
+    warn_if_default_secret(settings, log)
     asyncio.run(serve(settings))
     return 0
 
@@ -66,6 +69,10 @@ async def serve(settings: Settings) -> None:
         await worker.run()
     finally:
         await client.close()
+    if worker.stuck_handlers:
+        # Waiting for them would never end (asyncio.run awaits every task): the hard deadline.
+        log.error("worker.handlers_stuck", runs=len(worker.stuck_handlers))
+        os._exit(1)
 
 
 async def check(settings: Settings) -> int:

@@ -10,6 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from structlog.typing import FilteringBoundLogger
+
+from shared.settings import DEFAULT_SIGNING_SECRET, Settings
+
 SIGNATURE_HEADER = "X-Cron-Signature"
 TIMESTAMP_HEADER = "X-Cron-Timestamp"
 SCHEME_VERSION = "v1"
@@ -24,3 +28,20 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 def signature_header(secret: str, timestamp: int, body: bytes) -> str:
     """The `X-Cron-Signature` value: `t=<timestamp>,v1=<hex>`."""
     return f"t={timestamp},{SCHEME_VERSION}={signature(secret, timestamp, body)}"
+
+
+def warn_if_default_secret(settings: Settings, log: FilteringBoundLogger) -> bool:
+    """Log one warning if CRON_HTTP_SIGNING_SECRET is still the `change-me` default.
+
+    The default keeps local runs working, but anyone who reads the README can forge the
+    signature, so a worker says so once at start. True if it warned.
+    """
+    if settings.http_signing_secret.get_secret_value() != DEFAULT_SIGNING_SECRET:
+        return False
+    log.warning(
+        "http_signing_secret.default",
+        variable="CRON_HTTP_SIGNING_SECRET",
+        hint="still the public default `change-me`: receivers cannot tell forged calls apart; "
+        "set a long random secret",
+    )
+    return True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
@@ -13,7 +13,9 @@ from shared.registry import JobType, PayloadContext, PayloadRuleError
 
 MAX_RECIPIENTS = 50
 MAX_SUBJECT_LENGTH = 200
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# Cc covers C0, DEL and C1 (U+0085 NEL among them); Zl/Zp are U+2028/U+2029. The email
+# header folding treats all of these as line breaks, so such a subject fails every send.
+_LINE_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 
 
 def _as_list(value: Any) -> Any:
@@ -31,8 +33,11 @@ def _distinct(addresses: list[str]) -> list[str]:
 
 
 def _check_subject(subject: str) -> str:
-    if _CONTROL_CHARACTERS.search(subject):
-        raise ValueError("must be one line (no CR, LF, NUL or other control characters)")
+    if any(unicodedata.category(char) in _LINE_BREAKING_CATEGORIES for char in subject):
+        raise ValueError(
+            "must be one line (no CR, LF, NUL, other control characters or Unicode line "
+            "or paragraph separators)"
+        )
     if not subject.strip():
         raise ValueError("must not be blank")
     return subject

@@ -27,8 +27,6 @@ MAX_REDIRECTS = 3
 SNIPPET_CHARS = 500
 ERROR_SNIPPET_CHARS = 120
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# Credentials a user attached for one origin are not handed to another one on a redirect.
-_ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie"})
 # X-Cron-Job carries the job name; anything outside printable ASCII is percent-encoded (UTF-8).
 _NAME_SAFE = "".join(c for c in string.printable if c not in "%\t\n\r\x0b\x0c")
 
@@ -53,7 +51,11 @@ class Hop:
     url: httpx.URL
     method: str
     body: bytes
+    # The job's own headers. Any of them may be a credential meant for the first origin
+    # (X-Api-Key, ...), so a redirect to another origin drops them all.
     headers: dict[str, str] = field(default_factory=dict)
+    # The service's Content-Type for `body`, sent unless `headers` has its own.
+    content_type: str | None = None
     # A path under CRON_HTTP_BASE_URL: trusted operator configuration, no address checks.
     trusted: bool = False
 
@@ -75,7 +77,15 @@ async def call(
         url, trusted = netguard.resolve_url(payload.url, ctx.settings.http_base_url)
     except netguard.TargetError as error:
         raise HandlerError(str(error)) from None
-    hop = Hop(url, payload.method.value, *_body_of(payload), trusted=trusted)
+    body, content_type = _body_of(payload)
+    hop = Hop(
+        url,
+        payload.method.value,
+        body,
+        headers=dict(payload.headers),
+        content_type=content_type,
+        trusted=trusted,
+    )
     started = time.monotonic()
     timeout = payload.timeout_seconds
     try:
@@ -107,18 +117,13 @@ async def call(
     }
 
 
-def _body_of(payload: HttpRequestPayload) -> tuple[bytes, dict[str, str]]:
-    headers = dict(payload.headers)
-    lowered = {name.lower() for name in headers}
+def _body_of(payload: HttpRequestPayload) -> tuple[bytes, str | None]:
+    """The body bytes and the Content-Type that describes them (None without a body)."""
     if payload.body is None:
-        return b"", headers
+        return b"", None
     if isinstance(payload.body, str):
-        body, content_type = payload.body.encode("utf-8"), "text/plain; charset=utf-8"
-    else:
-        body, content_type = json_bytes(payload.body), "application/json"
-    if "content-type" not in lowered:
-        headers["Content-Type"] = content_type
-    return body, headers
+        return payload.body.encode("utf-8"), "text/plain; charset=utf-8"
+    return json_bytes(payload.body), "application/json"
 
 
 async def _exchange(
@@ -146,11 +151,16 @@ async def _exchange(
 async def _send(
     ctx: RunContext, client: httpx.AsyncClient, hop: Hop, timestamp: int, resolver: Resolver
 ) -> httpx.Response:
-    headers = {**hop.headers, **_identity_headers(ctx, hop, timestamp)}
-    if "accept-encoding" not in {name.lower() for name in hop.headers}:
+    own = {name.lower() for name in hop.headers}
+    headers: dict[str, str] = {}
+    if hop.content_type and "content-type" not in own:
+        headers["Content-Type"] = hop.content_type
+    headers.update(hop.headers)
+    headers.update(_identity_headers(ctx, hop, timestamp))
+    if "accept-encoding" not in own:
         # The capped read takes raw bytes: ask for an uncompressed answer.
         headers["Accept-Encoding"] = "identity"
-    targets = await _targets(hop, ctx.settings, resolver)
+    targets = await _targets(hop, ctx.settings, resolver, ctx.job.payload_by_admin)
     last_error: httpx.TransportError | None = None
     for connect_url, extensions in targets:
         if connect_url != hop.url:
@@ -184,16 +194,19 @@ def _identity_headers(ctx: RunContext, hop: Hop, timestamp: int) -> dict[str, st
 
 
 async def _targets(
-    hop: Hop, settings: Settings, resolver: Resolver
+    hop: Hop, settings: Settings, resolver: Resolver, payload_by_admin: bool
 ) -> list[tuple[httpx.URL, dict[str, Any]]]:
     """Where to connect: the URL itself (trusted or IP literal) or each vetted address."""
     if hop.trusted:
         return [(hop.url, {})]
     host = netguard.host_of(hop.url)
     try:
-        # Which owner is an admin is only known at creation; at run time the setting decides.
+        # Only a payload last validated under admin rules may leave the allow-list (redirects
+        # included): the job records that (`payloadByAdmin`), the setting must also allow it.
         netguard.check_host_allowed(
-            hop.url, settings.http_allowed_hosts, exempt=settings.http_admin_any_host
+            hop.url,
+            settings.http_allowed_hosts,
+            exempt=settings.http_admin_any_host and payload_by_admin,
         )
         literal = netguard.parse_ip(host)
         if literal is not None:
@@ -230,15 +243,22 @@ def _redirected(hop: Hop, status: int, location: str, settings: Settings) -> Hop
         raise HandlerError(f"redirect to {location[:200]!r} refused: {error}") from None
     same_origin = _origin(target) == _origin(hop.url)
     base_origin = _origin(httpx.URL(settings.http_base_url))
-    headers = dict(hop.headers)
-    if not same_origin:
-        headers = {k: v for k, v in headers.items() if k.lower() not in _ORIGIN_BOUND_HEADERS}
-    method, body = hop.method, hop.body
+    # Another origin gets only the service's own headers (User-Agent, X-Cron-*, Content-Type).
+    headers = dict(hop.headers) if same_origin else {}
+    method, body, content_type = hop.method, hop.body, hop.content_type
     if status == 303 or (status in (301, 302) and method == HttpMethod.POST):
-        method, body = HttpMethod.GET.value, b""
+        method, body, content_type = HttpMethod.GET.value, b"", None
         headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
     trusted = hop.trusted and _origin(target) == base_origin
-    return replace(hop, url=target, method=method, body=body, headers=headers, trusted=trusted)
+    return replace(
+        hop,
+        url=target,
+        method=method,
+        body=body,
+        headers=headers,
+        content_type=content_type,
+        trusted=trusted,
+    )
 
 
 def _origin(url: httpx.URL) -> tuple[str, bytes, int | None]:

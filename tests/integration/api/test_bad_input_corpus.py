@@ -12,6 +12,7 @@ from urllib.parse import quote
 import jwt
 import pytest
 
+from shared.db import JOBS
 from tests.integration.api.helpers import ALICE, BOB, Api, echo_job, snapshot
 from tests.integration.api.test_auth import claims, hand_signed, signed, unsigned
 from tests.support import TEST_JWT_SECRET
@@ -60,11 +61,13 @@ def email_job(**payload: Any) -> dict[str, Any]:
     return job(type="sendEmail", payload={**base, **payload})
 
 
+def duplicate_owner_ids(first: str, last: str) -> bytes:
+    """A valid create body but for two `ownerId` keys (json.dumps cannot write duplicates)."""
+    body = json.dumps(job()).removesuffix("}")
+    return f'{body}, "ownerId": {json.dumps(first)}, "ownerId": {json.dumps(last)}}}'.encode()
+
+
 F = frozenset
-SMUGGLED = (
-    b'{"name":"x","type":"echo","cron":"* * * * *",'
-    b'"ownerId":"alice-7c1e","ownerId":"bob-52d9","status":"running"}'
-)
 CORPUS = [
     # Size and shape of the body.
     Hostile("huge body", 413, content=b'{"name":"' + b"x" * 200_000 + b'"}'),
@@ -91,7 +94,8 @@ CORPUS = [
     Hostile("json string body", 422, body="job"),
     Hostile("json null body", 422, content=b"null"),
     Hostile("empty body", 422, content=b""),
-    Hostile("duplicate keys smuggling ownerId", 422, content=SMUGGLED),
+    # The last duplicate key wins and is the one checked: refused as "another owner".
+    Hostile("duplicate keys smuggling ownerId", 403, content=duplicate_owner_ids(ALICE, BOB)),
     # NUL bytes and control characters.
     Hostile("NUL in name", 422, body=job(name="a\x00b"), fields=F({"name"})),
     Hostile("NUL in cron", 422, body=job(cron="* * * * *\x00"), fields=F({"cron"})),
@@ -368,6 +372,27 @@ async def test_hostile_input_is_refused_and_changes_nothing(
         assert {error["field"] for error in body["errors"]} == case.fields
     assert await snapshot(api.db) == before
     assert world["bob"] not in response.text
+
+
+@pytest.mark.parametrize(("first", "last", "status"), [(ALICE, BOB, 403), (BOB, ALICE, 201)])
+async def test_duplicate_owner_keys_never_give_another_owner_a_job(
+    api: Api, first: str, last: str, status: int
+) -> None:
+    # Ownership is checked on the one value the parsed body holds (the last key): a
+    # non-admin's create is refused or makes the caller's job, never the smuggled owner's.
+    response = await api.request(
+        "POST",
+        "/jobs",
+        content=duplicate_owner_ids(first, last),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == status, response.text
+    if status == 201:
+        assert response.json()["ownerId"] == ALICE
+    else:
+        assert set(response.json()) == {"status", "title", "detail", "errors"}
+    stored = await api.db[JOBS].find().to_list()
+    assert [document["ownerId"] for document in stored] == ([ALICE] if status == 201 else [])
 
 
 async def test_oversized_chunked_body_is_413(api: Api, world: dict[str, str]) -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from bson import ObjectId
 
 from shared.db import JOBS, REPORTS, RUNS
@@ -112,6 +113,25 @@ async def test_put_replaces_the_job_and_recomputes_next_run(api: Api) -> None:
     assert parse_time(job["nextRunAt"]).strftime("%H:%M") == "09:30"
     assert job["createdAt"] == created["createdAt"]
     assert job["updatedAt"] > created["updatedAt"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+async def test_a_timezone_only_change_recomputes_next_run(api: Api, method: str) -> None:
+    created = await api.create(echo_job(cron="0 9 * * *"))
+    assert parse_time(created["nextRunAt"]).strftime("%H:%M") == "09:00"
+    whole = echo_job(cron="0 9 * * *", timezone="Asia/Tokyo")
+    body = whole if method == "PUT" else {"timezone": "Asia/Tokyo"}
+    response = await api.request(method, f"/jobs/{created['id']}", json=body)
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert (job["cron"], job["timezone"], job["version"]) == ("0 9 * * *", "Asia/Tokyo", 2)
+    # 09:00 in Tokyo (UTC+9, no DST) is midnight UTC.
+    next_run = parse_time(job["nextRunAt"])
+    assert next_run.strftime("%H:%M") == "00:00"
+    assert next_run.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%H:%M") == "09:00"
+    assert timedelta(0) < next_run - datetime.now(UTC) <= timedelta(days=1)
+    stored = await api.db[JOBS].find_one({"_id": ObjectId(created["id"])})
+    assert stored is not None and stored["nextRunAt"] == next_run
 
 
 async def test_put_with_identical_body_changes_nothing(api: Api) -> None:

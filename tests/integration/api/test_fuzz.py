@@ -70,7 +70,7 @@ async def world(api_settings: Settings, db: Database) -> World:
         jobs[owner] = []
         for index, enabled in enumerate((True, False)):
             body = JobCreate.model_validate(echo_job(f"{owner} {index}", enabled=enabled))
-            spec = spec_from_body(body, api_settings)
+            spec = spec_from_body(body, api_settings, by_admin=owner == ROOT)
             created = await jobs_repo.create_job(db, spec, owner_id=owner)
             jobs[owner].append(str(created.id))
     identities = tuple(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
+from shared.db import JOBS
 from tests.integration.api.helpers import ALICE, BOB, ROOT, Api, echo_job, noop_job, snapshot
 
 # Every endpoint addressing one job, with a body that would succeed for the owner.
@@ -117,3 +119,34 @@ async def test_admin_only_type_is_403_for_non_admins(api: Api) -> None:
     stored = await api.request("GET", f"/jobs/{alices['id']}")
     assert stored.json()["type"] == "echo"
     assert stored.json()["version"] == 1
+
+
+async def test_stored_payload_by_admin_records_who_last_validated_the_payload(api: Api) -> None:
+    created = await api.create(echo_job(), sub=ALICE)
+    path = f"/jobs/{created['id']}"
+    # Server-owned: never shown, never writable.
+    assert "payloadByAdmin" not in created
+    forged = await api.request("POST", "/jobs", json=echo_job("forged", payloadByAdmin=True))
+    assert forged.status_code == 422
+    assert [error["field"] for error in forged.json()["errors"]] == ["payloadByAdmin"]
+    steps: list[tuple[str, str, bool, dict[str, Any], bool]] = [
+        ("PUT", ROOT, True, echo_job(), True),
+        ("PATCH", ALICE, False, {"name": "renamed", "enabled": False}, True),  # payload kept
+        ("PATCH", ALICE, False, {"payload": {"message": "mine"}}, False),
+        ("PATCH", ROOT, True, {"type": "echo"}, True),  # same type, payload judged again
+        ("PUT", ALICE, False, echo_job(), False),
+        ("PATCH", ROOT, True, {"payload": {"message": "admin's"}}, True),
+        ("PATCH", ROOT, True, {"timeoutSeconds": 9}, True),
+    ]
+    for method, sub, admin, body, expected in steps:
+        response = await api.request(method, path, sub=sub, admin=admin, json=body)
+        assert response.status_code == 200, (method, sub, body, response.text)
+        assert "payloadByAdmin" not in response.json()
+        stored = await api.db[JOBS].find_one({"_id": ObjectId(created["id"])})
+        assert stored is not None
+        assert stored["payloadByAdmin"] is expected, (method, sub, body)
+    admins = await api.create(echo_job("admin's", ownerId=BOB), sub=ROOT, admin=True)
+    stored = await api.db[JOBS].find_one({"_id": ObjectId(admins["id"])})
+    assert stored is not None and stored["payloadByAdmin"] is True
+    forged_patch = await api.request("PATCH", path, json={"payloadByAdmin": True})
+    assert forged_patch.status_code == 422

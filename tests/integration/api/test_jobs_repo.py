@@ -108,6 +108,44 @@ async def test_queue_run_now_and_overlap(db: Database) -> None:
     assert await db[RUNS].count_documents({"jobId": allowing.id}) == 2
 
 
+async def test_run_now_reservation_lasts_while_its_run_is_pending_or_running(
+    db: Database,
+) -> None:
+    job = await jobs_repo.create_job(db, spec(), owner_id="alice")
+    first = await jobs_repo.queue_run_now(db, job)
+    stored = await jobs_repo.get_job(db, job.id)
+    assert stored is not None and stored.queued_run_id == first
+    # Claimed but not yet in activeRunIds (the worker does that in a second write): still busy.
+    await db[RUNS].update_one({"_id": first}, {"$set": {"status": "running"}})
+    with pytest.raises(jobs_repo.RunInProgressError):
+        await jobs_repo.queue_run_now(db, stored)
+    # Finished: the reservation is stale, the next request replaces it (no worker write needed).
+    await db[RUNS].update_one({"_id": first}, {"$set": {"status": "succeeded"}})
+    second = await jobs_repo.queue_run_now(db, stored)  # `stored` is stale: re-read and retried
+    assert (await db[JOBS].find_one({"_id": job.id}) or {})["queuedRunId"] == second
+
+
+async def test_run_now_reservation_without_its_run(db: Database) -> None:
+    job = await jobs_repo.create_job(db, spec(), owner_id="alice")
+    # Just reserved, its run not inserted yet: busy.
+    await db[JOBS].update_one({"_id": job.id}, {"$set": {"queuedRunId": ObjectId()}})
+    with pytest.raises(jobs_repo.RunInProgressError):
+        await jobs_repo.queue_run_now(db, job)
+    # Left by a request that died between reserving and inserting: expires.
+    abandoned = ObjectId.from_datetime(datetime.now(UTC) - 2 * jobs_repo.RESERVATION_GRACE)
+    await db[JOBS].update_one({"_id": job.id}, {"$set": {"queuedRunId": abandoned}})
+    run_id = await jobs_repo.queue_run_now(db, job)
+    assert await db[RUNS].count_documents({"_id": run_id, "status": "pending"}) == 1
+
+
+async def test_run_now_of_a_job_deleted_meanwhile_is_not_found(db: Database) -> None:
+    job = await jobs_repo.create_job(db, spec(), owner_id="alice")
+    await jobs_repo.delete_job(db, job.id)
+    with pytest.raises(jobs_repo.JobNotFoundError):
+        await jobs_repo.queue_run_now(db, job)
+    assert await db[RUNS].count_documents({}) == 0
+
+
 async def test_delete_with_version_and_pending_runs(db: Database) -> None:
     job = await jobs_repo.create_job(db, spec(), owner_id="alice")
     run_id = await jobs_repo.queue_run_now(db, job)

@@ -155,16 +155,33 @@ async def test_unknown_fields_are_422_naming_them(api: Api) -> None:
         assert set(field_errors(response)) == {field}, field
 
 
-MALFORMED_IDS = ["123", "zzzzzzzzzzzzzzzzzzzzzzzz", "6740a1f2c3d4e5f60123456", "%24where", "null"]
+MALFORMED_IDS = [
+    "123",
+    "zzzzzzzzzzzzzzzzzzzzzzzz",
+    "6740a1f2c3d4e5f60123456",
+    "%24where",
+    "null",
+    "a" * 65,  # beyond any length limit: still 404, never a 422 naming the path parameter
+    "6740a1f2c3d4e5f601234567" * 3,
+    "x" * 2000,
+]
 
 
 @pytest.mark.parametrize("job_id", MALFORMED_IDS)
 @pytest.mark.parametrize(
     ("method", "suffix"),
-    [("GET", ""), ("PATCH", ""), ("DELETE", ""), ("POST", "/run-now"), ("GET", "/runs")],
+    [
+        ("GET", ""),
+        ("PUT", ""),
+        ("PATCH", ""),
+        ("DELETE", ""),
+        ("POST", "/run-now"),
+        ("GET", "/runs"),
+        ("GET", "/reports"),
+    ],
 )
 async def test_malformed_ids_are_404(api: Api, job_id: str, method: str, suffix: str) -> None:
-    body = {"enabled": False} if method == "PATCH" else None
+    body = {"PATCH": {"enabled": False}, "PUT": echo_job()}.get(method)
     response = await api.request(method, f"/jobs/{job_id}{suffix}", json=body)
     assert response.status_code == 404
     assert response.json()["detail"] == "job not found"
@@ -267,6 +284,28 @@ async def test_bad_cursor_and_limit_are_422(api: Api) -> None:
         response = await api.request("GET", "/jobs", params=params)
         assert response.status_code == 422, params
         assert set(field_errors(response)) == {field}
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "fields"),
+    [
+        ("/jobs", {"type": "t" * 65}, {"type"}),
+        ("/jobs", {"ownerId": "o" * 257}, {"ownerId"}),
+        ("/jobs", {"enabled": "maybe"}, {"enabled"}),
+        ("/jobs", {"status": "sleeping"}, {"status"}),
+        ("/jobs", {"limit": "ten"}, {"limit"}),
+        ("/jobs", {"cursor": "nope"}, {"cursor"}),
+        ("/jobs", {"limit": 0, "type": "t" * 65, "enabled": "x"}, {"limit", "type", "enabled"}),
+        ("/jobs/6740a1f2c3d4e5f601234567/runs", {"limit": 0}, {"limit"}),
+        ("/jobs/6740a1f2c3d4e5f601234567/reports", {"limit": "x"}, {"limit"}),
+    ],
+)
+async def test_query_errors_name_the_parameter_as_the_client_sends_it(
+    api: Api, path: str, params: dict[str, Any], fields: set[str]
+) -> None:
+    response = await api.request("GET", path, params=params)
+    assert response.status_code == 422, response.text
+    assert set(field_errors(response)) == fields
 
 
 async def test_job_of_admin_only_type_is_read_only_for_its_owner(api: Api) -> None:

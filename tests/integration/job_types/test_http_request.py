@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -12,7 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from shared import __version__
-from shared.job_types.http_request import HttpRequestPayload
+from shared.job_types.http_request import HttpMethod, HttpRequestPayload
 from shared.netguard import IPAddress, parse_ip
 from shared.settings import Settings
 from tests.integration.job_types.conftest import SIGNING_SECRET, ContextFactory, configure
@@ -272,6 +273,33 @@ async def test_redirects_to_refused_targets_are_not_followed(
     assert len(web_server.requests) == 1
 
 
+async def test_admin_any_host_only_exempts_payloads_an_admin_validated(
+    make_context: ContextFactory, settings: Settings, web_server: WebServer
+) -> None:
+    # CRON_HTTP_ADMIN_ANY_HOST lets admins' jobs leave the allow-list, also by redirect; a
+    # user's job to an allowed URL must not follow a redirect to any other host.
+    dns = FakeDns({"elsewhere.test": ["127.0.0.1"]})
+    target = quote(web_server.url("/ok", host="elsewhere.test"), safe="")
+    payload = {"url": f"/redirect?to={target}", "method": "GET"}
+    configured = _http(
+        settings,
+        web_server,
+        http_allowed_hosts="allowed.test",
+        http_admin_any_host=True,
+        http_allow_private_networks=True,
+    )
+    users = make_context("httpRequest", payload, settings_=configured)
+    assert users.job.payload_by_admin is False
+    with pytest.raises(HandlerError, match=r"'elsewhere\.test' is not in CRON_HTTP_ALLOWED_HOSTS"):
+        await _call(users, payload, resolver=dns)
+    assert len(web_server.requests) == 1 and dns.lookups == []
+
+    admins = replace(users, job=users.job.model_copy(update={"payload_by_admin": True}))
+    assert (await _call(admins, payload, resolver=dns))["statusCode"] == 200
+    assert dns.lookups == ["elsewhere.test"]
+    assert web_server.requests[-1].headers["Host"] == f"elsewhere.test:{web_server.port}"
+
+
 async def test_redirect_loops_stop_after_three(
     make_context: ContextFactory, settings: Settings, web_server: WebServer
 ) -> None:
@@ -318,3 +346,75 @@ async def test_dns_failure_and_refused_connection_fail_with_one_line(
     with pytest.raises(HandlerError, match=r"cannot connect to 127\.0\.0\.1") as error:
         await _call(make_context("httpRequest", payload, settings_=closed), payload)
     assert "\n" not in str(error.value)
+
+
+SECRET_HEADERS = {
+    "X-Api-Key": "key-for-the-first-origin",
+    "Authorization": "Bearer first-origin-token",
+    "Cookie": "session=first-origin",
+    "X-Trace": "abc",
+    "Content-Type": "application/vnd.first+json",
+}
+
+
+def _lowered(headers: dict[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+async def test_a_redirect_to_another_origin_carries_none_of_the_jobs_headers(
+    make_context: ContextFactory, settings: Settings, web_server: WebServer
+) -> None:
+    # other.test is the same server under another name, i.e. another origin.
+    dns = FakeDns({"other.test": ["127.0.0.1"]})
+    target = quote(web_server.url("/ok", host="other.test"), safe="")
+    payload = {
+        "url": f"/redirect?status=307&to={target}",
+        "method": "PUT",
+        "headers": SECRET_HEADERS,
+        "body": {"n": 1},
+    }
+    configured = _http(
+        settings, web_server, http_allowed_hosts="other.test", http_allow_private_networks=True
+    )
+    ctx = make_context("httpRequest", payload, settings_=configured)
+    result = await _call(ctx, payload, resolver=dns)
+
+    assert result["responseSnippet"] == 'ok:{"n":1}'
+    first, second = web_server.requests
+    assert _lowered(first.headers)["x-api-key"] == SECRET_HEADERS["X-Api-Key"]
+    sent = _lowered(second.headers)
+    assert sent["host"] == f"other.test:{web_server.port}"
+    for name, value in SECRET_HEADERS.items():
+        assert sent.get(name.lower()) != value, name
+    # Only the service's own headers, and the Content-Type of the body it still sends.
+    assert sent["content-type"] == "application/json"
+    assert sent["user-agent"] == f"cronjobs/{__version__}"
+    assert sent["x-cron-job-id"] == str(ctx.job.id)
+    assert second.signature_ok and second.body == b'{"n":1}'
+
+
+async def test_a_redirect_within_the_origin_keeps_the_jobs_headers(
+    make_context: ContextFactory, settings: Settings, web_server: WebServer
+) -> None:
+    payload = {"url": f"/redirect?status=302&to={quote('/ok')}", "headers": SECRET_HEADERS}
+    ctx = make_context("httpRequest", payload, settings_=_http(settings, web_server))
+    await _call(ctx, payload)
+    second = _lowered(web_server.requests[1].headers)
+    assert second["x-api-key"] == SECRET_HEADERS["X-Api-Key"]
+    assert second["authorization"] == SECRET_HEADERS["Authorization"]
+    assert "content-type" not in second  # POST became GET without a body
+
+
+@pytest.mark.parametrize("path", ["/../ok", "/%2e%2e/ok", "/../hooksevil"])
+async def test_a_stored_path_that_climbs_out_of_the_base_path_is_not_called(
+    make_context: ContextFactory, settings: Settings, web_server: WebServer, path: str
+) -> None:
+    # Built without validation: jobs stored before the creation-time check still run.
+    payload = HttpRequestPayload.model_construct(
+        url=path, method=HttpMethod.GET, headers={}, body=None, timeout_seconds=5
+    )
+    configured = _http(settings, web_server, http_base_url=web_server.url("/hooks"))
+    ctx = make_context("httpRequest", {"url": path}, settings_=configured)
+    with pytest.raises(HandlerError, match="leaves the base URL's path '/hooks'"):
+        await http_request.call(ctx, payload)
+    assert web_server.requests == []

@@ -101,3 +101,12 @@ def test_configuration_errors() -> None:
         TokenVerifier(make_settings(jwt_secret=None))
     with pytest.raises(SettingsError, match="CRON_JWT_PUBLIC_KEY"):
         TokenVerifier(make_settings(jwt_secret=None, jwt_public_key="not a key"))
+
+
+def test_a_public_key_written_on_one_line_with_backslash_n_verifies_tokens() -> None:
+    # The form .env.example documents: the whole PEM on one line, `\n` between its lines.
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    one_line = public_pem(rsa_key).strip().replace("\n", "\\n")
+    verifier = TokenVerifier(load_settings({"CRON_JWT_PUBLIC_KEY": one_line}))
+    assert verifier.algorithms == ["RS256"]
+    assert verifier.verify(jwt.encode(claims(), rsa_key, algorithm="RS256")).sub == "alice"

@@ -14,8 +14,20 @@ def test_field_names() -> None:
 
 
 def test_validation_errors_from_litestar_extra() -> None:
-    errors = _validation_errors([{"key": "limit", "message": "bad"}, {"message": "x"}, "junk"])
+    extra = [{"key": "limit", "message": "bad"}, {"message": "x"}, "junk"]
+    errors = _validation_errors(extra, {})
     assert [(error.field, error.message) for error in errors] == [("limit", "bad"), ("body", "x")]
-    missing = _validation_errors([{"key": "data", "message": "'data'"}])
+    missing = _validation_errors([{"key": "data", "message": "'data'"}], {})
     assert missing[0].message == "a JSON object body is required"
-    assert [error.field for error in _validation_errors(None)] == ["body"]
+    assert [error.field for error in _validation_errors(None, {})] == ["body"]
+
+
+def test_parameters_are_named_as_clients_send_them() -> None:
+    names = {"job_type": "type", "owner_id": "ownerId"}
+    extra = [
+        {"key": "job_type", "message": "long", "source": "query"},
+        {"key": "owner_id", "message": "long", "source": "query"},
+        {"key": "job_type", "message": "a body field keeps its name", "source": "body"},
+    ]
+    fields = [error.field for error in _validation_errors(extra, names)]
+    assert fields == ["type", "ownerId", "job_type"]

@@ -32,7 +32,7 @@ def validator(settings: Settings) -> JobValidator:
 
 def spec(settings: Settings, **fields: Any) -> JobSpec:
     body = {"name": "j", "type": "echo", "cron": "0 8 * * *", "payload": {}, **fields}
-    return spec_from_body(JobCreate.model_validate(body), settings)
+    return spec_from_body(JobCreate.model_validate(body), settings, by_admin=False)
 
 
 def fields_of(error: ApiError) -> set[str]:
@@ -85,6 +85,17 @@ def test_payload_rules_see_the_role(validator: JobValidator, settings: Settings)
     assert validator.validate(forbidden, ADMIN, NOW).payload == {"message": "forbidden"}
 
 
+@pytest.mark.parametrize("url", ["/../admin", "/hooks/%2E%2e/admin", "/./x"])
+def test_relative_url_with_dot_segments_is_refused_as_payload_url(
+    validator: JobValidator, settings: Settings, url: str
+) -> None:
+    bad = spec(settings, type="httpRequest", payload={"url": url})
+    with pytest.raises(ApiError) as raised:
+        validator.validate(bad, USER, NOW)
+    assert fields_of(raised.value) == {"payload.url"}
+    assert "'..' segments" in raised.value.errors[0].message
+
+
 @pytest.mark.parametrize(
     ("payload", "fields"),
     [
@@ -113,12 +124,34 @@ def test_merge_patch_replaces_top_level_fields(settings: Settings) -> None:
     patch = JobPatch.model_validate(
         {"retry": {"maxAttempts": 2}, "payload": {"count": 3}, "enabled": False}
     )
-    merged = merge_patch(base, patch.changes())
+    merged = merge_patch(base, patch.changes(), by_admin=False)
     assert merged.options.retry.max_attempts == 2
     assert merged.options.retry.backoff_seconds == 10  # retry is replaced as a whole
     assert merged.payload == {"count": 3}
     assert merged.enabled is False
     assert merged.name == base.name
+
+
+@pytest.mark.parametrize(
+    ("patch", "by_admin", "expected"),
+    [
+        ({"payload": {"message": "b"}}, True, True),
+        ({"payload": {"message": "b"}}, False, False),
+        ({"type": "echo"}, False, False),
+        ({"name": "other", "enabled": False}, False, True),  # payload not judged again: kept
+    ],
+)
+def test_merge_patch_records_who_validated_the_payload(
+    settings: Settings, patch: dict[str, Any], by_admin: bool, expected: bool
+) -> None:
+    base = spec_from_body(
+        JobCreate.model_validate({"name": "j", "type": "echo", "cron": "0 8 * * *"}),
+        settings,
+        by_admin=True,
+    )
+    assert base.payload_by_admin is True
+    changes = JobPatch.model_validate(patch).changes()
+    assert merge_patch(base, changes, by_admin=by_admin).payload_by_admin is expected
 
 
 def test_min_interval_is_only_sampled_when_it_can_matter(

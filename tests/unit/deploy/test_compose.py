@@ -109,3 +109,14 @@ def test_two_workers_with_the_check_command_and_a_long_enough_stop(
     # Each replica must keep its own (host) name: a shared name breaks heartbeats and tokens.
     assert "CRON_WORKER_NAME" not in worker["environment"]
     assert "container_name" not in worker and "hostname" not in worker
+
+
+@pytest.mark.parametrize("variable", ["CRON_HTTP_BASE_URL", "CRON_SMTP_HOST"])
+def test_backend_and_smtp_relay_are_required_from_the_operator(
+    services: dict[str, Any], variable: str
+) -> None:
+    # Their defaults name 127.0.0.1, which inside a container is the container itself.
+    for name in APP_SERVICES:
+        value = str(services[name]["environment"][variable])
+        assert value.startswith("${" + variable + ":?") and value.endswith("}"), (name, value)
+        assert "127.0.0.1" not in value and "localhost" not in value

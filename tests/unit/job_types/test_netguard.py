@@ -111,6 +111,10 @@ def test_host_matching(host: str, patterns: list[str], allowed: bool) -> None:
         "http://[2606:4700::1111]/",
         "/hooks/nightly",
         "/",
+        "/.well-known/x",
+        "/a..b/c.",
+        "/x?next=../y",
+        "/x#../y",
     ],
 )
 def test_url_shapes_accepted(url: str) -> None:
@@ -139,6 +143,17 @@ def test_url_shapes_accepted(url: str) -> None:
         ("http://%31%32%37.0.0.1/", "not a valid host name"),
         ("http://[fe80::1%25eth0]/", "not a valid host name"),
         ("http://a_b-.example.com/", "not a valid host name"),
+        ("/../../x", "'..' segments"),
+        ("/hooks/..", "'..' segments"),
+        ("/a/./b", "'..' segments"),
+        ("/%2e%2e/x", "'..' segments"),
+        ("/%2E%2e/x", "'..' segments"),
+        ("/.%2E/x", "'..' segments"),
+        ("/%2e/x", "'..' segments"),
+        ("/a/..%2f..%2fx", "'..' segments"),
+        ("/a/..%2F/x", "'..' segments"),
+        ("/..;jsessionid=1/x", "'..' segments"),
+        ("/x/..?q=1", "'..' segments"),
     ],
 )
 def test_url_shapes_refused(url: str, message: str) -> None:
@@ -157,6 +172,24 @@ def test_paths_are_appended_to_the_trusted_base_url() -> None:
     assert netguard.resolve_url("https://example.com/x", "http://127.0.0.1:8000") == (
         httpx.URL("https://example.com/x"),
         False,
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["/../../x", "/../hooksevil", "/%2e%2e/x", "/a/%2E%2E/%2e%2e/x", "/..%2f..%2fx"]
+)
+def test_paths_that_climb_out_of_the_base_path_are_refused(path: str) -> None:
+    # Jobs stored before the creation-time check are caught when they run.
+    with pytest.raises(netguard.TargetError, match="leaves the base URL's path '/hooks'"):
+        netguard.resolve_url(path, "http://127.0.0.1:8000/hooks")
+
+
+def test_paths_under_the_base_path_stay_trusted() -> None:
+    base = "http://127.0.0.1:8000/hooks/"
+    assert netguard.resolve_url("/", base)[0] == httpx.URL("http://127.0.0.1:8000/hooks/")
+    assert netguard.resolve_url("/a/b?x=/../", base) == (
+        httpx.URL("http://127.0.0.1:8000/hooks/a/b?x=/../"),
+        True,
     )
 
 

@@ -58,6 +58,10 @@ def test_params_default_to_empty() -> None:
         ({"subject": "x" * 201}, "subject", "at most 200 characters"),
         ({"subject": "Hi\r\nBcc: victim@example.com"}, "subject", "one line"),
         ({"subject": "nul\x00"}, "subject", "one line"),
+        ({"subject": "next\x85line"}, "subject", "one line"),
+        ({"subject": "c1\x9bcontrol"}, "subject", "one line"),
+        ({"subject": "line\u2028separator"}, "subject", "one line"),
+        ({"subject": "paragraph\u2029separator"}, "subject", "one line"),
         ({"subject": "   "}, "subject", "blank"),
         ({"template": "../etc/passwd"}, "template", "should match pattern"),
         ({"template": "Reminder"}, "template", "should match pattern"),
@@ -71,6 +75,15 @@ def test_each_invalid_field_is_named(changes: dict[str, Any], field: str, messag
     errors = payload_errors(SendEmailPayload, _with(**changes))
     assert field in errors, errors
     assert message in errors[field]
+
+
+def test_every_character_python_treats_as_a_line_break_is_refused_in_the_subject() -> None:
+    # EmailMessage refuses a header with any of these, so each would fail every run.
+    breaks = [chr(code) for code in range(0x110000) if len(f"a{chr(code)}b".splitlines()) > 1]
+    assert {"\n", "\x85", "\u2028", "\u2029"} <= set(breaks)
+    for char in breaks:
+        errors = payload_errors(SendEmailPayload, _with(subject=f"a{char}b"))
+        assert "one line" in errors.get("subject", ""), repr(char)
 
 
 def test_errors_point_at_the_offending_list_item() -> None:

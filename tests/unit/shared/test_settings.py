@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from shared.settings import Settings, SettingsError, load_settings, parse_rate_limit
+from shared.settings import (
+    DEFAULT_SIGNING_SECRET,
+    PLACEHOLDER_PREFIX,
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_rate_limit,
+)
 
 
 def test_defaults_are_safe_for_local_use() -> None:
@@ -73,3 +82,59 @@ def test_settings_are_immutable() -> None:
     with pytest.raises(ValueError, match="frozen"):
         settings.api_port = 1  # type: ignore[misc]
     assert isinstance(settings, Settings)
+
+
+@pytest.mark.parametrize("secret", ["x", "s" * 31])
+def test_a_short_jwt_secret_is_refused(secret: str) -> None:
+    with pytest.raises(SettingsError, match=r"CRON_JWT_SECRET: .*at least 32 characters"):
+        load_settings({"CRON_JWT_SECRET": secret})
+    assert load_settings({"CRON_JWT_SECRET": "s" * 32}).jwt_secret is not None
+
+
+def test_an_empty_jwt_secret_means_unset() -> None:
+    # Not an empty HS256 key: that would accept tokens anybody can sign.
+    settings = load_settings({"CRON_JWT_SECRET": "", "CRON_JWT_PUBLIC_KEY": " "})
+    assert settings.jwt_secret is None and settings.jwt_public_key is None
+
+
+@pytest.mark.parametrize(
+    "variable", ["CRON_JWT_SECRET", "CRON_HTTP_SIGNING_SECRET", "CRON_SMTP_PASSWORD"]
+)
+@pytest.mark.parametrize(
+    "value",
+    [
+        "replace-with-the-auth-servers-hs256-secret",
+        "Replace-With-a-long-random-signing-secret-0123456789",
+        PLACEHOLDER_PREFIX,
+    ],
+)
+def test_a_placeholder_from_the_example_file_is_refused(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"{variable}: .*placeholder"):
+        load_settings({variable: value})
+
+
+def test_the_signing_secret_keeps_its_local_default() -> None:
+    secret = load_settings({}).http_signing_secret.get_secret_value()
+    assert secret == DEFAULT_SIGNING_SECRET == "change-me"
+
+
+def _public_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem.decode()
+
+
+def test_a_one_line_public_key_with_literal_backslash_n_is_read_as_pem() -> None:
+    pem = _public_pem()
+    one_line = pem.strip().replace("\n", "\\n")
+    assert "\n" not in one_line
+    settings = load_settings({"CRON_JWT_PUBLIC_KEY": one_line})
+    assert settings.jwt_public_key == pem.strip()
+    assert load_settings({"CRON_JWT_PUBLIC_KEY": pem}).jwt_public_key == pem.strip()
+
+
+def test_an_unusable_public_key_is_refused_at_load_naming_the_variable() -> None:
+    with pytest.raises(SettingsError, match=r"CRON_JWT_PUBLIC_KEY: .*not a PEM public key"):
+        load_settings({"CRON_JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\\nnope"})
