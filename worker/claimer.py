@@ -12,10 +12,9 @@ from typing import Final
 
 import structlog
 from bson import ObjectId
-from pydantic import ValidationError
 
 from shared.db import Document
-from shared.model import JobOptions, OverlapPolicy, RunStatus, RunTrigger, slot_key
+from shared.model import OverlapPolicy, RunStatus, RunTrigger, slot_key
 from shared.settings import Settings
 from worker.backoff import persist
 from worker.due_queue import DueQueue
@@ -32,20 +31,12 @@ from worker.planner import (
     miss_verdict,
     schedule_for,
 )
-from worker.records import Advance, Claimed, ClaimPass, run_document, utc_now
+from worker.records import Advance, Claimed, ClaimPass, options_of, run_document, utc_now
 from worker.store import WorkerStore
 
 JOB_CHANGED = "job changed before start"
 # Advances that keep missing because a job is edited again and again: give up after this many.
 RECLAIM_ROUNDS: Final = 3
-_OPTION_FIELDS = (
-    "retry",
-    "timeoutSeconds",
-    "overlapPolicy",
-    "misfirePolicy",
-    "misfireGraceSeconds",
-)
-
 log = structlog.get_logger("worker.claim")
 
 
@@ -59,14 +50,6 @@ class _Plan:
     @property
     def runs(self) -> bool:
         return self.action is Action.RUN
-
-
-def options_of(job: Document) -> JobOptions:
-    """The job's scheduling options; the defaults if the stored ones are unusable."""
-    try:
-        return JobOptions.model_validate({key: job[key] for key in _OPTION_FIELDS if key in job})
-    except ValidationError:
-        return JobOptions()
 
 
 class Claimer:

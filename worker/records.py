@@ -10,10 +10,24 @@ from bson import ObjectId
 from pydantic import ValidationError
 
 from shared.db import Document
-from shared.model import FINAL_RUN_STATUSES, JobStatus, RetryPolicy, RunStatus, RunTrigger
+from shared.model import (
+    FINAL_RUN_STATUSES,
+    JobOptions,
+    JobStatus,
+    RetryPolicy,
+    RunStatus,
+    RunTrigger,
+)
 from worker.planner import has_attempts_left, retry_delay
 
 FAILED_STATUSES = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.ABANDONED})
+_OPTION_FIELDS = (
+    "retry",
+    "timeoutSeconds",
+    "overlapPolicy",
+    "misfirePolicy",
+    "misfireGraceSeconds",
+)
 
 
 def utc_now() -> datetime:
@@ -152,6 +166,14 @@ def retry_document(run: Document, *, not_before: datetime, now: datetime) -> Doc
         "notBefore": not_before,
         "createdAt": now,
     }
+
+
+def options_of(job: Document) -> JobOptions:
+    """The job's scheduling options; the defaults if the stored ones are unusable."""
+    try:
+        return JobOptions.model_validate({key: job[key] for key in _OPTION_FIELDS if key in job})
+    except ValidationError:
+        return JobOptions()
 
 
 def retry_policy_of(job: Document) -> RetryPolicy:

@@ -175,6 +175,22 @@ class WorkerStore:
             return_document=ReturnDocument.AFTER,
         )
 
+    async def defer_runs(self, run_ids: Sequence[ObjectId], not_before: datetime) -> None:
+        """Put runs this worker claimed back in the queue, due again at `not_before`."""
+        if run_ids:
+            await self.runs.update_many(
+                {"_id": {"$in": list(run_ids)}, "workerId": self.worker_id, "status": RUNNING},
+                {
+                    "$set": {
+                        "status": PENDING,
+                        "notBefore": not_before,
+                        "workerId": None,
+                        "leaseExpiresAt": None,
+                        "startedAt": None,
+                    }
+                },
+            )
+
     async def jobs_by_id(self, job_ids: Iterable[ObjectId]) -> dict[ObjectId, Document]:
         """The full documents of these jobs (absent: deleted)."""
         cursor = self.jobs.find({"_id": {"$in": list(job_ids)}})
