@@ -221,7 +221,7 @@ class Claimer:
         unsettled = [plan for plan in won if plan.runs]
         retract: list[_Plan] = []
         overlapping: list[_Plan] = []
-        for _ in range(RECLAIM_ROUNDS):
+        for round_number in range(1, RECLAIM_ROUNDS + 1):
             if not unsettled:
                 break
             ids = [plan.job["_id"] for plan in unsettled]
@@ -238,12 +238,15 @@ class Claimer:
                     edited.append(plan)
                 elif verdict is not MissVerdict.APPLIED:
                     (retract if verdict is MissVerdict.WITHDRAWN else overlapping).append(plan)
+            if round_number == RECLAIM_ROUNDS:
+                # Still being edited: withdraw, judged on this read (no advance left unchecked).
+                retract.extend(edited)
+                break
             again = [self._advance(plan, won=True) for plan in edited]
             await persist(
                 partial(self.store.advance_jobs, again), what="advance jobs", stop=self.stop
             )
-            unsettled = edited  # the next round tells which of them matched
-        retract.extend(unsettled)
+            unsettled = edited  # the next round's read tells which of them matched
         await self._settle_misses(retract, overlapping, now)
         return {plan.decisive["_id"] for plan in retract}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -300,3 +300,35 @@ async def test_kept_jobs_are_planned_as_they_are_now(db: Database, settings: Set
     await db[JOBS].update_one({"_id": kept}, {"$set": {"activeRunIds": []}})
     [item] = (await worker.claim_scheduled(1)).claimed
     assert item.job_id == kept
+
+
+class EditedDuringAdvancesStore(WorkerStore):
+    """A client edits each job just before each of the first `edits` advances."""
+
+    def __init__(self, db: Database, worker_id: str, edits: int) -> None:
+        super().__init__(db, worker_id)
+        self.edits = edits
+
+    async def advance_jobs(self, advances: Sequence[Advance]) -> int:
+        if self.edits > 0:
+            self.edits -= 1
+            for advance in advances:
+                await self.db[JOBS].update_one(
+                    {"_id": advance.job_id},
+                    {"$inc": {"version": 1}, "$set": {"name": str(ObjectId())}},
+                )
+        return await super().advance_jobs(advances)
+
+
+async def test_a_job_edited_over_and_over_withdraws_its_run_cleanly(
+    db: Database, settings: Settings
+) -> None:
+    job = await create_job(db, "* * * * * *")
+    await make_due(db, job.id, SLOT)
+    store = EditedDuringAdvancesStore(db, "w1", edits=3)
+    result = await claimer(db, settings, "w1", store).claim_scheduled(5)
+    assert result.claimed == []
+    assert await runs_of(db, job.id) == []  # withdrawn
+    stored = await job_of(db, job.id)
+    assert stored is not None
+    assert stored["activeRunIds"] == []  # and not left listed on the job
