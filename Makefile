@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 MONGO_STAMP := .local/mongo-lib/.fetched
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install system-deps run test lint typecheck unit bench clean
 
 install: $(STAMP) $(MONGO_STAMP)
 
@@ -29,7 +29,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy api worker shared tools tests
 
-test: lint typecheck
+# Debian packages that tests drive for real (chromium, chromium-driver, prometheus); apt-get as root.
+system-deps:
+	@bash tools/system_deps.sh
+
+test: system-deps lint typecheck
 	$(BIN)/python -m pytest
 
 # Benchmarks vs Agenda 6 (about 20 minutes; not part of `make test`): docs/benchmarks.md.
