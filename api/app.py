@@ -17,7 +17,8 @@ from api.controllers.jobs import JobController
 from api.dependencies import DEPENDENCIES, STATE_KEY, Services, services_of
 from api.errors import EXCEPTION_HANDLERS
 from api.openapi import BASE_PATH, SCHEMA_PATH, openapi_config
-from api.rate_limit import rate_limit_config
+from api.rate_limit import STORE_NAME, rate_limit_config
+from api.rate_limit_store import MongoRateLimitStore
 from api.request import ApiRequest
 from api.validation import JobValidator
 from shared.db import create_client, ensure_indexes, get_database
@@ -63,6 +64,7 @@ def create_app(settings: Settings, registry: JobTypeRegistry | None = None) -> L
         request_class=ApiRequest,
         request_max_body_size=settings.max_body_bytes,
         state=State({STATE_KEY: services}),
+        stores={STORE_NAME: MongoRateLimitStore(services.db)},
         on_startup=[_ensure_indexes],
         on_shutdown=[_close_client],
         logging_config=None,

@@ -152,6 +152,10 @@ def _conflict(_: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
     return problem(HTTPStatus.CONFLICT, str(error))
 
 
+def _forbidden(_: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
+    return problem(HTTPStatus.FORBIDDEN, str(error))
+
+
 def _not_found(_: Request[Any, Any, Any], __: Exception) -> Response[Problem]:
     return problem(HTTPStatus.NOT_FOUND, "job not found")
 
@@ -179,6 +183,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     jobs_repo.JobNotFoundError: _not_found,
     jobs_repo.DuplicateJobNameError: _conflict,
     jobs_repo.QuotaExceededError: _conflict,
+    jobs_repo.ProtectedTypeError: _forbidden,
     jobs_repo.RunInProgressError: _conflict,
     jobs_repo.VersionConflictError: _version_conflict,
     ConnectionFailure: _database_unavailable,

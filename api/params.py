@@ -13,7 +13,9 @@ from api.errors import ApiError, field_error, invalid, job_not_found
 PAGE_LIMIT_DEFAULT: Final = 50
 PAGE_LIMIT_MAX: Final = 200
 _OBJECT_ID: Final = re.compile(r"[0-9a-fA-F]{24}")
-_ETAG: Final = re.compile(r'(?:W/)?"?(\d{1,18})"?')
+_ETAG: Final = re.compile(r'(W/)?"?(\d{1,18})"?')
+# Versions start at 1: an If-Match that can never match (a weak ETag) asks for version 0.
+NEVER_MATCHES: Final = 0
 
 
 def parse_job_id(raw: str) -> ObjectId:
@@ -33,7 +35,11 @@ def parse_cursor(raw: str | None) -> ObjectId | None:
 
 
 def parse_if_match(raw: str | None) -> int | None:
-    """The version an If-Match header requires (None: absent or `*`); 400 if unusable."""
+    """The version an If-Match header requires (None: absent or `*`); 400 if unusable.
+
+    If-Match uses the strong comparison (RFC 9110 13.1.1): a weak ETag `W/"3"` never matches,
+    so it requires a version no job has (412 for an existing job).
+    """
     if raw is None or raw.strip() == "*":
         return None
     match = _ETAG.fullmatch(raw.strip())
@@ -43,7 +49,9 @@ def parse_if_match(raw: str | None) -> int | None:
             'If-Match must be one ETag as returned by this API, e.g. "3"',
             [field_error("If-Match", 'expected one ETag such as "3"')],
         )
-    return int(match.group(1))
+    if match.group(1):
+        return NEVER_MATCHES
+    return int(match.group(2))
 
 
 def etag(version: int) -> str:

@@ -1,4 +1,4 @@
-"""`cronjobs`: the operator's command line (indexes, jobs, test tokens, worker heartbeats)."""
+"""`cronjobs`: the operator's command line (indexes, jobs, quotas, tokens, worker heartbeats)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 from bson import ObjectId
 from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError
 
-from shared import jobs_repo
+from shared import jobs_repo, quota
 from shared.cli_output import Output, key_values, render
 from shared.db import WORKERS, Database, create_client, ensure_indexes, get_database
 from shared.logging import configure_logging
@@ -26,6 +26,7 @@ LIST_LIMIT_MAX = 1000
 JOB_COLUMNS = ("_id", "ownerId", "name", "type", "cron", "timezone", "status", "nextRunAt")
 # The scheduling options' stored names (JobDocument puts them first; `jobs show` last).
 OPTION_FIELDS = tuple(field.alias or name for name, field in JobOptions.model_fields.items())
+QUOTA_COLUMNS = ("ownerId", "was", "jobs")
 WORKER_COLUMNS = ("name", "host", "pid", "version", "mode", "lastSeenAt", "runsInFlight", "state")
 # Failures an operator can act on: reported as one line, exit status 1.
 EXPECTED_ERRORS = (
@@ -101,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
         ("run-now", "queue a manual run (the schedule does not move)", _jobs_run_now),
     ):
         _leaf(jobs, name, help_text, common, handler).add_argument("id", help="job id")
+
+    quotas = _group(groups, "quota", "per-owner job quota counters")
+    recount = _leaf(
+        quotas,
+        "recount",
+        "recompute the job counters from the jobs (after a crash or a restore)",
+        common,
+        _quota_recount,
+    )
+    recount.add_argument("--owner", help="only this owner (default: every owner)")
 
     token = _group(groups, "token", "test tokens (HS256, needs CRON_JWT_SECRET)")
     create = _leaf(token, "create", "print a signed token", common, _token_create)
@@ -230,6 +241,15 @@ async def _jobs_run_now(args: argparse.Namespace, settings: Settings) -> Output:
         run_id = await jobs_repo.queue_run_now(db, await _get_job(db, job_id))
         data = {"runId": run_id, "jobId": job_id, "status": "pending"}
         return Output(data, text=f"queued run {run_id} of job {job_id}")
+
+    return await _with_db(settings, action)
+
+
+async def _quota_recount(args: argparse.Namespace, settings: Settings) -> Output:
+    async def action(db: Database) -> Output:
+        changes = await quota.recount(db, args.owner)
+        rows = [{"ownerId": owner, "was": old, "jobs": new} for owner, old, new in changes]
+        return Output(rows, QUOTA_COLUMNS)
 
     return await _with_db(settings, action)
 

@@ -23,6 +23,8 @@ RUNS: Final = "cron_runs"
 WORKERS: Final = "cron_workers"
 STREAM_TOKENS: Final = "cron_stream_tokens"
 REPORTS: Final = "reports"
+OWNER_QUOTAS: Final = "cron_owner_quotas"
+RATE_LIMITS: Final = "cron_rate_limits"
 
 # Worker heartbeat documents outlive their process by this long, for `cronjobs workers list`.
 WORKER_RECORD_TTL_SECONDS: Final = 7 * 86_400
@@ -83,6 +85,10 @@ def index_plan(settings: Settings) -> dict[str, list[IndexModel]]:
                 expireAfterSeconds=WORKER_RECORD_TTL_SECONDS,
                 name="seen_ttl",
             ),
+        ],
+        # Rate-limit windows: the TTL monitor removes ended ones (counting never relies on it).
+        RATE_LIMITS: [
+            IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0, name="window_ttl")
         ],
         REPORTS: [
             IndexModel(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -12,6 +12,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from shared import quota
 from shared.db import JOBS, REPORTS, RUNS, Database, Document
 from shared.model import (
     JobDocument,
@@ -34,6 +35,7 @@ DELETED_JOB_ERROR: Final = "job deleted"
 # the reservation, so an older one was left by a request that died in between.
 RESERVATION_GRACE: Final = timedelta(seconds=30)
 BUSY_RUN_STATUSES: Final = frozenset({RunStatus.PENDING.value, RunStatus.RUNNING.value})
+QuotaExceededError = quota.QuotaExceededError
 
 
 class JobNotFoundError(LookupError):
@@ -68,6 +70,15 @@ class RunInProgressError(Exception):
         self.job_id = job_id
 
 
+class ProtectedTypeError(PermissionError):
+    """The job's type is reserved (admin-only) and the caller may not change it."""
+
+    def __init__(self, job_id: ObjectId, job_type: str) -> None:
+        super().__init__(f"job type {job_type!r} is reserved for admins")
+        self.job_id = job_id
+        self.job_type = job_type
+
+
 class DuplicateJobNameError(Exception):
     """The owner already has a job with this name."""
 
@@ -75,15 +86,6 @@ class DuplicateJobNameError(Exception):
         super().__init__(f"owner {owner_id!r} already has a job named {name!r}")
         self.owner_id = owner_id
         self.name = name
-
-
-class QuotaExceededError(Exception):
-    """The owner already has the maximum number of jobs."""
-
-    def __init__(self, owner_id: str, limit: int) -> None:
-        super().__init__(f"owner {owner_id!r} already has {limit} jobs, the maximum allowed")
-        self.owner_id = owner_id
-        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -203,12 +205,13 @@ async def create_job(
 ) -> JobDocument:
     """Insert a new job at version 1; QuotaExceededError / DuplicateJobNameError.
 
-    The quota check and the insert are two operations (no transactions), so concurrent creates
-    by one owner can overshoot `max_jobs` by the number of racing requests.
+    The owner's quota counter is taken first (exact under any concurrency, see shared/quota.py)
+    and given back if the insert is refused (a duplicate name); after any other error the insert
+    may have happened, so the unit stays taken (the quota errs on the safe side).
+    `max_jobs=None` counts the job without a limit.
     """
     now = now or utc_now()
-    if max_jobs is not None and await count_jobs(db, owner_id) >= max_jobs:
-        raise QuotaExceededError(owner_id, max_jobs)
+    await quota.take(db, owner_id, max_jobs)
     document: Document = {
         "_id": ObjectId(),
         "ownerId": owner_id,
@@ -228,6 +231,7 @@ async def create_job(
     try:
         await db[JOBS].insert_one(document)
     except DuplicateKeyError:
+        await quota.give_back(db, owner_id)
         raise DuplicateJobNameError(owner_id, spec.name) from None
     return JobDocument.from_mongo(document)
 
@@ -312,21 +316,29 @@ async def delete_job(
     *,
     owner_id: str | None = None,
     expected_version: int | None = None,
+    protected_types: Collection[str] = (),
     now: datetime | None = None,
 ) -> JobDocument:
     """Delete the job and mark its pending runs `skipped` ("job deleted"); returns the job.
 
     A run already in progress is left to finish (the worker never recreates a deleted job).
+    A job of one of `protected_types` is not deleted (ProtectedTypeError): the type is part of
+    the delete's filter, so a concurrent change of type cannot slip through.
     """
     query = _scope(job_id, owner_id)
     if expected_version is not None:
         query["version"] = expected_version
+    if protected_types:
+        query["type"] = {"$nin": sorted(protected_types)}
     deleted = await db[JOBS].find_one_and_delete(query)
     if deleted is None:
         current = await get_job(db, job_id, owner_id)
         if current is None:
             raise JobNotFoundError(job_id)
+        if current.type in protected_types:
+            raise ProtectedTypeError(job_id, current.type)
         raise VersionConflictError(job_id, expected_version, current.version)
+    await quota.give_back(db, deleted["ownerId"])
     now = now or utc_now()
     await db[RUNS].update_many(
         {"jobId": job_id, "status": RunStatus.PENDING.value},

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 import structlog
-from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.params import FromQuery, HeaderParameter, JSONBody, PathParameter, QueryParameter
 
 from api.dependencies import CallerDep, DatabaseDep, ServicesDep
 from api.errors import ApiError
-from api.guards import requires_caller
-from api.openapi import ETAG_HEADER, LOCATION_HEADER, problems
+from api.guards import refuses_job_callers, require_type_permission, requires_caller
+from api.openapi import BASE_PATH, ETAG_HEADER, LOCATION_HEADER, problems
 from api.params import (
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
@@ -55,9 +55,10 @@ def job_response(
     )
 
 
-def _location(request: Request[Any, Any, Any], services: ServicesDep, job: JobDocument) -> str:
-    base = services.settings.public_base_url or str(request.base_url)
-    return f"{base.rstrip('/')}{request.url.path.rstrip('/')}/{job.id}"
+def _location(services: ServicesDep, job: JobDocument) -> str:
+    """CRON_PUBLIC_BASE_URL + the job's path, or a relative reference; never from `Host`."""
+    path = f"{BASE_PATH}/jobs/{job.id}"
+    return services.settings.public_base_url.rstrip("/") + path
 
 
 class JobController(Controller):
@@ -76,7 +77,6 @@ class JobController(Controller):
     )
     async def create_job(
         self,
-        request: Request[Any, Any, Any],
         data: JSONBody[JobCreate],
         caller: CallerDep,
         services: ServicesDep,
@@ -91,7 +91,7 @@ class JobController(Controller):
         quota = None if caller.is_admin else services.settings.max_jobs_per_owner
         job = await jobs_repo.create_job(services.db, spec, owner_id=owner_id, max_jobs=quota)
         log.info("api.job_created", job_id=str(job.id), owner_id=owner_id, caller=caller.sub)
-        location = _location(request, services, job)
+        location = _location(services, job)
         return job_response(job, HTTPStatus.CREATED, {"Location": location})
 
     @get("/", summary="List jobs", responses=problems(403, 422))
@@ -158,10 +158,15 @@ class JobController(Controller):
         spec = services.validator.validate(
             spec_from_body(data, services.settings, by_admin=caller.is_admin), caller
         )
+
+        def replaced(current: JobDocument) -> jobs_repo.JobSpec:
+            require_type_permission(services.registry, current.type, caller)
+            return spec
+
         job = await jobs_repo.update_job(
             services.db,
             parse_job_id(job_id),
-            lambda _: spec,
+            replaced,
             owner_id=owner_scope(caller),
             expected_version=parse_if_match(if_match),
         )
@@ -186,6 +191,7 @@ class JobController(Controller):
         changes = data.changes()
 
         def merged(current: JobDocument) -> jobs_repo.JobSpec:
+            require_type_permission(services.registry, current.type, caller)
             spec = merge_patch(jobs_repo.JobSpec.of(current), changes, by_admin=caller.is_admin)
             return services.validator.validate(spec, caller)
 
@@ -203,17 +209,19 @@ class JobController(Controller):
         "/{job_id:str}",
         status_code=HTTPStatus.NO_CONTENT,
         summary="Delete a job",
-        responses=problems(400, 404, 412),
+        responses=problems(400, 403, 404, 412),
     )
     async def delete_job(
-        self, job_id: JobId, caller: CallerDep, db: DatabaseDep, if_match: IfMatch = None
+        self, job_id: JobId, caller: CallerDep, services: ServicesDep, if_match: IfMatch = None
     ) -> None:
         """204; queued runs are skipped, a run in progress may finish."""
+        admin_only = [t.name for t in services.registry if t.admin_only]
         job = await jobs_repo.delete_job(
-            db,
+            services.db,
             parse_job_id(job_id),
             owner_id=owner_scope(caller),
             expected_version=parse_if_match(if_match),
+            protected_types=() if caller.is_admin else admin_only,
         )
         log.info("api.job_deleted", job_id=job_id, owner_id=job.owner_id, caller=caller.sub)
 
@@ -221,14 +229,17 @@ class JobController(Controller):
         "/{job_id:str}/run-now",
         status_code=HTTPStatus.ACCEPTED,
         summary="Run a job now",
-        responses=problems(404, 409),
+        responses=problems(403, 404, 409),
+        guards=[refuses_job_callers],
     )
-    async def run_now(self, job_id: JobId, caller: CallerDep, db: DatabaseDep) -> RunNowOut:
-        """202 with the queued run; 409 if it is running and overlaps are forbidden."""
+    async def run_now(self, job_id: JobId, caller: CallerDep, services: ServicesDep) -> RunNowOut:
+        """202 with the queued run; 409 if it is running and overlaps are forbidden, or if the
+        request comes from a running job."""
         oid = parse_job_id(job_id)
-        job = await jobs_repo.get_job(db, oid, owner_scope(caller))
+        job = await jobs_repo.get_job(services.db, oid, owner_scope(caller))
         if job is None:
             raise jobs_repo.JobNotFoundError(oid)
-        run_id = await jobs_repo.queue_run_now(db, job)
+        require_type_permission(services.registry, job.type, caller)
+        run_id = await jobs_repo.queue_run_now(services.db, job)
         log.info("api.run_queued", job_id=job_id, run_id=str(run_id), caller=caller.sub)
         return RunNowOut(run_id=str(run_id), job_id=str(job.id), status="pending")

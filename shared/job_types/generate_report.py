@@ -30,7 +30,8 @@ class ReportPeriod(StrEnum):
 class GenerateReportPayload(BaseModel):
     """The report type and its period."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Only the documented (alias) names: a Python name such as `sleep_seconds` is refused.
+    model_config = ConfigDict(extra="forbid", validate_by_alias=True, validate_by_name=False)
 
     report_type: ReportType = Field(
         alias="type",

@@ -99,7 +99,8 @@ Body = Annotated[
 class HttpRequestPayload(BaseModel):
     """One signed HTTP call; a non-2xx answer fails the attempt."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Only the documented (alias) names: a Python name such as `sleep_seconds` is refused.
+    model_config = ConfigDict(extra="forbid", validate_by_alias=True, validate_by_name=False)
 
     url: str = Field(
         min_length=1,

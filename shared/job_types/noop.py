@@ -10,7 +10,8 @@ from shared.registry import JobType
 class NoopPayload(BaseModel):
     """Optional wait and deliberate failures, for checking timeouts, retries and alerting."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Only the documented (alias) names: a Python name such as `sleep_seconds` is refused.
+    model_config = ConfigDict(extra="forbid", validate_by_alias=True, validate_by_name=False)
 
     sleep_seconds: float = Field(
         0, ge=0, le=3600, alias="sleepSeconds", description="Wait this long, then succeed."

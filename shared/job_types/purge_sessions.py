@@ -12,7 +12,8 @@ MAX_INACTIVE_DAYS = 3650
 class PurgeSessionsPayload(BaseModel):
     """How long a session may stay inactive before it is deleted."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Only the documented (alias) names: a Python name such as `sleep_seconds` is refused.
+    model_config = ConfigDict(extra="forbid", validate_by_alias=True, validate_by_name=False)
 
     inactive_days: int = Field(
         ge=1,

@@ -58,7 +58,8 @@ Recipients = Annotated[
 class SendEmailPayload(BaseModel):
     """Recipients, a one-line subject, a template name and the template's params."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Only the documented (alias) names: a Python name such as `sleep_seconds` is refused.
+    model_config = ConfigDict(extra="forbid", validate_by_alias=True, validate_by_name=False)
 
     to: Recipients = Field(
         description=f"One address or a list of 1..{MAX_RECIPIENTS} addresses (duplicates "

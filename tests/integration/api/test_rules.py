@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared.db import RUNS
 from tests.integration.api.helpers import (
     ALICE,
     BOB,
@@ -51,8 +52,11 @@ async def test_if_match_star_and_weak_tags_are_understood(api: Api) -> None:
     path = f"/jobs/{job['id']}"
     star = await api.request("PATCH", path, json={"name": "a"}, headers={"If-Match": "*"})
     assert star.status_code == 200
+    # Strong comparison (RFC 9110): a weak ETag never satisfies If-Match, even the current one.
     weak = await api.request("PATCH", path, json={"name": "b"}, headers={"If-Match": 'W/"2"'})
-    assert weak.status_code == 200
+    assert weak.status_code == 412, weak.text
+    assert weak.headers["ETag"] == '"2"'
+    assert (await api.request("GET", path)).json()["name"] == "a"
     bad = await api.request("PATCH", path, json={"name": "c"}, headers={"If-Match": "yesterday"})
     assert bad.status_code == 400
     assert field_errors(bad) == {"If-Match": 'expected one ETag such as "3"'}
@@ -314,4 +318,10 @@ async def test_job_of_admin_only_type_is_read_only_for_its_owner(api: Api) -> No
     assert [item["id"] for item in listed.json()["items"]] == [job["id"]]
     pause = await api.request("PATCH", f"/jobs/{job['id']}", json={"enabled": False})
     assert pause.status_code == 403
-    assert (await api.request("DELETE", f"/jobs/{job['id']}")).status_code == 204
+    # Every write and trigger of an admin-only type needs an admin (deleting it too).
+    assert (await api.request("DELETE", f"/jobs/{job['id']}")).status_code == 403
+    run_now = await api.request("POST", f"/jobs/{job['id']}/run-now")
+    assert run_now.status_code == 403
+    assert await api.db[RUNS].count_documents({}) == 0
+    deleted = await api.request("DELETE", f"/jobs/{job['id']}", sub=ROOT, admin=True)
+    assert deleted.status_code == 204
