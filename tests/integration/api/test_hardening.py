@@ -41,7 +41,7 @@ async def test_an_owner_cannot_write_or_trigger_an_admin_only_job_in_their_accou
 ) -> None:
     job = await api.create(purge_job(), sub=ROOT, admin=True)
     before = await snapshot(api.db)
-    kwargs = {} if body is None else {"json": body}
+    kwargs: dict[str, Any] = {} if body is None else {"json": body}
     response = await api.request(method, f"/jobs/{job['id']}{suffix}", **kwargs)
     assert response.status_code == 403, response.text
     assert "reserved for admins" in response.json()["detail"]
@@ -181,7 +181,7 @@ async def test_location_ignores_the_host_header(make_api: Any) -> None:
 async def test_a_weak_etag_never_satisfies_if_match(api: Api, method: str) -> None:
     job = await api.create(echo_job())
     before = await snapshot(api.db)
-    body = {"json": echo_job("renamed")} if method == "PUT" else {}
+    body: dict[str, Any] = {"json": echo_job("renamed")} if method == "PUT" else {}
     if method == "PATCH":
         body = {"json": {"name": "renamed"}}
     response = await api.request(
