@@ -58,7 +58,19 @@ _DOT_SEGMENTS = frozenset({".", ".."})
 
 
 class TargetError(ValueError):
-    """A URL or address the policy refuses; the message is fit to show the job's owner."""
+    """A URL or address the policy refuses; the message is fit to show the job's owner.
+
+    `operator_detail` says which setting decided it: for the log, never for the owner.
+    """
+
+    def __init__(self, message: str, operator_detail: str = "") -> None:
+        super().__init__(message)
+        self.operator_detail = operator_detail
+
+
+Endpoint = tuple[str, int]  # (normalized host or IP, port)
+_WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - names, not a bind
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def blocked_reason(address: IPAddress) -> str | None:
@@ -159,9 +171,19 @@ def has_dot_segment(path: str) -> bool:
 
 
 def resolve_url(url: str, base_url: str) -> tuple[httpx.URL, bool]:
-    """The absolute URL to call and whether it is trusted (a path under CRON_HTTP_BASE_URL)."""
+    """The absolute URL to call and whether it is trusted (a path under CRON_HTTP_BASE_URL).
+
+    Without a base URL (the default) a path is refused: the service has no backend of its own
+    to call, and the API's own address must never be the default target.
+    """
     if not url.startswith("/"):
         return httpx.URL(url), False
+    if not base_url.strip():
+        raise TargetError(
+            "relative URLs are not available on this service: its operator has not configured "
+            "the base URL they are resolved against; use an absolute URL or ask the operator",
+            "CRON_HTTP_BASE_URL is not set, so relative httpRequest URLs are refused",
+        )
     base = httpx.URL(base_url)
     # The path is appended to the base URL (which may itself end in a path such as /hooks).
     resolved = httpx.URL(base_url.rstrip("/") + url)
@@ -175,6 +197,15 @@ def resolve_url(url: str, base_url: str) -> tuple[httpx.URL, bool]:
     if not _under_base_path(resolved, base):
         raise TargetError(f"path {url!r} leaves the base URL's path {base.path!r}")
     return resolved, True
+
+
+def under_base(url: httpx.URL, base_url: str) -> bool:
+    """Whether `url` is on the base URL's origin and at or below its path (a trusted target)."""
+    if not base_url.strip():
+        return False
+    base = httpx.URL(base_url)
+    same_origin = (url.scheme, url.raw_host, url.port) == (base.scheme, base.raw_host, base.port)
+    return same_origin and _under_base_path(url, base)
 
 
 def _under_base_path(resolved: httpx.URL, base: httpx.URL) -> bool:
@@ -191,7 +222,9 @@ def check_host_allowed(url: httpx.URL, allowed_hosts: Iterable[str], exempt: boo
     """Refuse a host outside the allow-list (unless `exempt`); raise TargetError."""
     host = host_of(url)
     if not exempt and not host_matches(host, allowed_hosts):
-        raise TargetError(f"host {host!r} is not in CRON_HTTP_ALLOWED_HOSTS")
+        raise TargetError(
+            f"host {host!r} is not allowed", f"{host!r} is not in CRON_HTTP_ALLOWED_HOSTS"
+        )
 
 
 def check_address(address: IPAddress, allow_private: bool, host: str | None = None) -> None:
@@ -200,3 +233,45 @@ def check_address(address: IPAddress, allow_private: bool, host: str | None = No
     if reason is not None:
         subject = f"host {host!r} resolves to {address}" if host else f"address {address}"
         raise TargetError(f"{subject} which is {reason}; only public addresses are allowed")
+
+
+def default_port(url: httpx.URL) -> int:
+    """The URL's port, or its scheme's default."""
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
+def own_endpoints(api_host: str, api_port: int, public_base_url: str) -> frozenset[Endpoint]:
+    """Where the API itself answers: its public base URL and its listening address.
+
+    A wildcard or loopback bind is reached through every loopback name and address.
+    """
+    endpoints: set[Endpoint] = set()
+    if public_base_url.strip():
+        public = httpx.URL(public_base_url)
+        endpoints.add((host_of(public), default_port(public)))
+    bind = normalize_host(api_host)
+    hosts = {bind}
+    if bind in _WILDCARD_BINDS or bind in _LOOPBACK_NAMES:
+        hosts |= _LOOPBACK_NAMES | {"0.0.0.0", "::"}  # noqa: S104 - compared, not bound
+    endpoints.update((host, api_port) for host in hosts if host)
+    return frozenset(endpoints)
+
+
+def check_not_own(
+    url: httpx.URL, endpoints: frozenset[Endpoint], addresses: Iterable[IPAddress] = ()
+) -> None:
+    """Refuse a target that is the API itself, by name or by any resolved address."""
+    port = default_port(url)
+    candidates = {host_of(url), *(str(address) for address in addresses)}
+    loopback_bound = any(host in _LOOPBACK_NAMES for host, _ in endpoints)
+    for candidate in candidates:
+        address = parse_ip(candidate)
+        is_loopback = address is not None and address.is_loopback
+        if (candidate, port) in endpoints or (
+            loopback_bound and is_loopback and ("127.0.0.1", port) in endpoints
+        ):
+            raise TargetError(
+                "this URL points at the cron service itself; jobs cannot call it",
+                f"{candidate}:{port} is the API's own address (CRON_API_HOST/CRON_API_PORT or "
+                "CRON_PUBLIC_BASE_URL)",
+            )

@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535, description="Port the API binds to.")
     api_workers: int = Field(1, ge=1, le=64, description="API server processes.")
     public_base_url: str = Field(
-        "", description="Externally visible base URL for Location headers; empty: from request."
+        "",
+        description="Externally visible base URL (Location headers; jobs may not call it); "
+        "empty: relative Location.",
     )
     jwt_secret: SecretStr | None = Field(
         None,
@@ -117,7 +119,9 @@ class Settings(BaseSettings):
     sessions_last_seen_field: str = Field("lastSeenAt", description="Its last-activity field.")
     purge_batch_size: int = Field(1000, ge=1, le=100_000, description="Deletes per batch.")
     http_base_url: str = Field(
-        "http://127.0.0.1:8000", description="Base for relative httpRequest URLs (trusted)."
+        "",
+        description="Your backend: base for relative httpRequest URLs (trusted); empty: "
+        "relative URLs are refused. Never the API's own address.",
     )
     http_allowed_hosts: CommaList = Field(
         default_factory=list, description="Hosts absolute httpRequest URLs may target."

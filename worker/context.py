@@ -41,6 +41,10 @@ class HandlerError(Exception):
     """A handler's expected failure: its message (one line) becomes the run's error."""
 
 
+class PermanentHandlerError(HandlerError):
+    """A failure retries cannot fix (e.g. a redirect to a malformed Location): not retried."""
+
+
 def payload_of(model: BaseModel) -> dict[str, Any]:
     """A payload model as a plain dict (by alias), for logging or storage."""
     return model.model_dump(by_alias=True, mode="json")

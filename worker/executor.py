@@ -18,7 +18,7 @@ from shared.db import Database
 from shared.model import JobDocument, RunStatus, RunTrigger, idempotency_key
 from shared.registry import JobTypeRegistry, UnknownJobTypeError
 from shared.settings import Settings
-from worker.context import Handler, HandlerError, RunContext
+from worker.context import Handler, HandlerError, PermanentHandlerError, RunContext
 from worker.records import Claimed, Outcome, conclude, utc_now
 
 SHUTDOWN_ERROR: Final = "worker shutdown"
@@ -73,7 +73,7 @@ class Executor:
         status, error, result, retryable = RunStatus.SUCCEEDED, None, None, True
         try:
             result = await self._run(claimed, log)
-        except PermanentFailure as failure:
+        except (PermanentFailure, PermanentHandlerError) as failure:
             status, error, retryable = RunStatus.FAILED, str(failure), False
         except AttemptTimedOut:
             status, error = RunStatus.TIMEOUT, f"timed out after {self.timeout_of(job):g} s"

@@ -6,6 +6,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
+import structlog
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -19,6 +20,9 @@ from pydantic import (
 from shared import netguard
 from shared.job_types.limits import MAX_BODY_BYTES, bounded_json
 from shared.registry import JobType, PayloadContext, PayloadRuleError
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 MAX_HEADERS = 30
 MAX_HEADER_NAME_LENGTH = 100
@@ -155,11 +159,20 @@ class HttpRequestPayload(BaseModel):
         return body
 
 
+def own_endpoints(settings: Settings) -> frozenset[netguard.Endpoint]:
+    """Where the API itself answers (its listening address and CRON_PUBLIC_BASE_URL)."""
+    return netguard.own_endpoints(settings.api_host, settings.api_port, settings.public_base_url)
+
+
 def check_target(payload: HttpRequestPayload, context: PayloadContext) -> None:
-    """Creation-time SSRF rule: allowed host, and an IP-literal host must be public."""
+    """Creation-time SSRF rule: not the API itself, allowed host, public IP-literal host.
+
+    The owner sees why in words; the setting that decided it is logged for the operator.
+    """
     settings = context.settings
     try:
         url, trusted = netguard.resolve_url(payload.url, settings.http_base_url)
+        netguard.check_not_own(url, own_endpoints(settings))
         if trusted:
             return
         literal = netguard.parse_ip(netguard.host_of(url))
@@ -168,6 +181,8 @@ def check_target(payload: HttpRequestPayload, context: PayloadContext) -> None:
         exempt = context.is_admin and settings.http_admin_any_host
         netguard.check_host_allowed(url, settings.http_allowed_hosts, exempt)
     except netguard.TargetError as error:
+        if error.operator_detail:
+            log.info("http_request.target_refused", reason=error.operator_detail)
         raise PayloadRuleError("url", str(error)) from None
 
 

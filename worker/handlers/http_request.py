@@ -8,7 +8,6 @@ import ssl
 import string
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import Any
 from urllib.parse import quote
@@ -16,17 +15,16 @@ from urllib.parse import quote
 import httpx
 
 from shared import __version__, netguard
-from shared.job_types.http_request import HttpMethod, HttpRequestPayload
+from shared.job_types.http_request import HttpRequestPayload, own_endpoints
 from shared.job_types.http_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header
 from shared.job_types.limits import json_bytes
 from shared.settings import Settings
 from worker.context import HandlerError, RunContext
+from worker.handlers import redirects
 
 USER_AGENT = f"cronjobs/{__version__}"
-MAX_REDIRECTS = 3
 SNIPPET_CHARS = 500
 ERROR_SNIPPET_CHARS = 120
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # X-Cron-Job carries the job name; anything outside printable ASCII is percent-encoded (UTF-8).
 _NAME_SAFE = "".join(c for c in string.printable if c not in "%\t\n\r\x0b\x0c")
 
@@ -42,22 +40,6 @@ async def system_resolver(host: str, port: int) -> list[netguard.IPAddress]:
         if address is not None and address not in addresses:
             addresses.append(address)
     return addresses
-
-
-@dataclass(frozen=True)
-class Hop:
-    """One request of the exchange (the first, or one after a redirect)."""
-
-    url: httpx.URL
-    method: str
-    body: bytes
-    # The job's own headers. Any of them may be a credential meant for the first origin
-    # (X-Api-Key, ...), so a redirect to another origin drops them all.
-    headers: dict[str, str] = field(default_factory=dict)
-    # The service's Content-Type for `body`, sent unless `headers` has its own.
-    content_type: str | None = None
-    # A path under CRON_HTTP_BASE_URL: trusted operator configuration, no address checks.
-    trusted: bool = False
 
 
 async def handle(ctx: RunContext, payload: HttpRequestPayload) -> dict[str, Any] | None:
@@ -76,15 +58,16 @@ async def call(
     try:
         url, trusted = netguard.resolve_url(payload.url, ctx.settings.http_base_url)
     except netguard.TargetError as error:
-        raise HandlerError(str(error)) from None
+        raise _refused(ctx, error) from None
     body, content_type = _body_of(payload)
-    hop = Hop(
+    hop = redirects.first_hop(
         url,
-        payload.method.value,
-        body,
-        headers=dict(payload.headers),
-        content_type=content_type,
         trusted=trusted,
+        method=payload.method.value,
+        body=body,
+        headers=payload.headers,
+        content_type=content_type,
+        settings=ctx.settings,
     )
     started = time.monotonic()
     timeout = payload.timeout_seconds
@@ -94,7 +77,11 @@ async def call(
             # trust_env=False: no proxy from the environment may bypass the address pinning.
             # httpx's own limit is a backstop; the asyncio deadline above covers the whole call.
             httpx.AsyncClient(
-                trust_env=False, follow_redirects=False, timeout=timeout + 1, verify=verify
+                trust_env=False,
+                follow_redirects=False,
+                timeout=timeout + 1,
+                verify=verify,
+                event_hooks={"response": [redirects.check_location]},
             ) as client,
         ):
             status, reason, content, final = await _exchange(ctx, client, hop, resolver)
@@ -127,15 +114,15 @@ def _body_of(payload: HttpRequestPayload) -> tuple[bytes, str | None]:
 
 
 async def _exchange(
-    ctx: RunContext, client: httpx.AsyncClient, hop: Hop, resolver: Resolver
+    ctx: RunContext, client: httpx.AsyncClient, hop: redirects.Hop, resolver: Resolver
 ) -> tuple[int, str, bytes, httpx.URL]:
     """Send `hop`, following up to MAX_REDIRECTS redirects to permitted targets."""
     timestamp = int(time.time())
-    for _ in range(MAX_REDIRECTS + 1):
+    for _ in range(redirects.MAX_REDIRECTS + 1):
         response = await _send(ctx, client, hop, timestamp, resolver)
         try:
             location = response.headers.get("location")
-            if response.status_code not in REDIRECT_STATUSES or not location:
+            if response.status_code not in redirects.REDIRECT_STATUSES or not location:
                 try:
                     content = await _read_capped(response, ctx.settings.http_max_response_bytes)
                 except httpx.HTTPError as error:
@@ -143,13 +130,17 @@ async def _exchange(
                 return response.status_code, response.reason_phrase, content, hop.url
         finally:
             await response.aclose()
-        hop = _redirected(hop, response.status_code, location, ctx.settings)
+        hop = redirects.next_hop(hop, response.status_code, location, ctx.settings)
         ctx.log.info("http_request.redirect", status=response.status_code, to=str(hop.url))
-    raise HandlerError(f"more than {MAX_REDIRECTS} redirects")
+    raise HandlerError(f"more than {redirects.MAX_REDIRECTS} redirects")
 
 
 async def _send(
-    ctx: RunContext, client: httpx.AsyncClient, hop: Hop, timestamp: int, resolver: Resolver
+    ctx: RunContext,
+    client: httpx.AsyncClient,
+    hop: redirects.Hop,
+    timestamp: int,
+    resolver: Resolver,
 ) -> httpx.Response:
     own = {name.lower() for name in hop.headers}
     headers: dict[str, str] = {}
@@ -160,7 +151,10 @@ async def _send(
     if "accept-encoding" not in own:
         # The capped read takes raw bytes: ask for an uncompressed answer.
         headers["Accept-Encoding"] = "identity"
-    targets = await _targets(hop, ctx.settings, resolver, ctx.job.payload_by_admin)
+    try:
+        targets = await _targets(hop, ctx.settings, resolver, ctx.job.payload_by_admin)
+    except netguard.TargetError as error:
+        raise _refused(ctx, error) from None
     last_error: httpx.TransportError | None = None
     for connect_url, extensions in targets:
         if connect_url != hop.url:
@@ -177,7 +171,7 @@ async def _send(
     raise HandlerError(f"cannot connect to {hop.url.host}: {_describe(last_error)}")
 
 
-def _identity_headers(ctx: RunContext, hop: Hop, timestamp: int) -> dict[str, str]:
+def _identity_headers(ctx: RunContext, hop: redirects.Hop, timestamp: int) -> dict[str, str]:
     secret = ctx.settings.http_signing_secret.get_secret_value()
     scheduled = ctx.scheduled_for.astimezone(UTC).isoformat(timespec="milliseconds")
     return {
@@ -194,29 +188,33 @@ def _identity_headers(ctx: RunContext, hop: Hop, timestamp: int) -> dict[str, st
 
 
 async def _targets(
-    hop: Hop, settings: Settings, resolver: Resolver, payload_by_admin: bool
+    hop: redirects.Hop, settings: Settings, resolver: Resolver, payload_by_admin: bool
 ) -> list[tuple[httpx.URL, dict[str, Any]]]:
-    """Where to connect: the URL itself (trusted or IP literal) or each vetted address."""
+    """Where to connect: the URL itself (trusted or IP literal) or each vetted address.
+
+    TargetError if the hop may not be sent: the API itself, a host off the allow-list, or an
+    address that is not public.
+    """
+    own = own_endpoints(settings)
+    netguard.check_not_own(hop.url, own)
     if hop.trusted:
         return [(hop.url, {})]
     host = netguard.host_of(hop.url)
-    try:
-        # Only a payload last validated under admin rules may leave the allow-list (redirects
-        # included): the job records that (`payloadByAdmin`), the setting must also allow it.
-        netguard.check_host_allowed(
-            hop.url,
-            settings.http_allowed_hosts,
-            exempt=settings.http_admin_any_host and payload_by_admin,
-        )
-        literal = netguard.parse_ip(host)
-        if literal is not None:
-            netguard.check_address(literal, settings.http_allow_private_networks)
-            return [(hop.url, {})]
-        addresses = await _resolve(host, hop.url, resolver)
-        for address in addresses:
-            netguard.check_address(address, settings.http_allow_private_networks, host)
-    except netguard.TargetError as error:
-        raise HandlerError(str(error)) from None
+    # Only a payload last validated under admin rules may leave the allow-list (redirects
+    # included): the job records that (`payloadByAdmin`), the setting must also allow it.
+    netguard.check_host_allowed(
+        hop.url,
+        settings.http_allowed_hosts,
+        exempt=settings.http_admin_any_host and payload_by_admin,
+    )
+    literal = netguard.parse_ip(host)
+    if literal is not None:
+        netguard.check_address(literal, settings.http_allow_private_networks)
+        return [(hop.url, {})]
+    addresses = await _resolve(host, hop.url, resolver)
+    for address in addresses:
+        netguard.check_address(address, settings.http_allow_private_networks, host)
+    netguard.check_not_own(hop.url, own, addresses)
     # Connect to the address just vetted, never to a second lookup (DNS rebinding);
     # TLS still verifies the certificate for the real host name (SNI).
     extensions = {"sni_hostname": host} if hop.url.scheme == "https" else {}
@@ -234,37 +232,6 @@ async def _resolve(host: str, url: httpx.URL, resolver: Resolver) -> list[netgua
     return addresses
 
 
-def _redirected(hop: Hop, status: int, location: str, settings: Settings) -> Hop:
-    """The next hop after a redirect, or HandlerError if its target is not permitted."""
-    try:
-        target = hop.url.join(location)
-        netguard.check_url_shape(str(target))
-    except (httpx.InvalidURL, ValueError) as error:
-        raise HandlerError(f"redirect to {location[:200]!r} refused: {error}") from None
-    same_origin = _origin(target) == _origin(hop.url)
-    base_origin = _origin(httpx.URL(settings.http_base_url))
-    # Another origin gets only the service's own headers (User-Agent, X-Cron-*, Content-Type).
-    headers = dict(hop.headers) if same_origin else {}
-    method, body, content_type = hop.method, hop.body, hop.content_type
-    if status == 303 or (status in (301, 302) and method == HttpMethod.POST):
-        method, body, content_type = HttpMethod.GET.value, b"", None
-        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-    trusted = hop.trusted and _origin(target) == base_origin
-    return replace(
-        hop,
-        url=target,
-        method=method,
-        body=body,
-        headers=headers,
-        content_type=content_type,
-        trusted=trusted,
-    )
-
-
-def _origin(url: httpx.URL) -> tuple[str, bytes, int | None]:
-    return url.scheme, url.raw_host, url.port
-
-
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     """At most `limit` bytes of the body, undecoded, without reading the rest."""
     chunks: list[bytes] = []
@@ -275,6 +242,13 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
         if size >= limit:
             break
     return b"".join(chunks)[:limit]
+
+
+def _refused(ctx: RunContext, error: netguard.TargetError) -> HandlerError:
+    """The owner's one-line reason; the setting behind it goes to the log for the operator."""
+    if error.operator_detail:
+        ctx.log.warning("http_request.target_refused", reason=error.operator_detail)
+    return HandlerError(str(error))
 
 
 def _describe(error: BaseException | None) -> str:

@@ -27,9 +27,11 @@ async def handle(ctx: RunContext, payload: PurgeSessionsPayload) -> dict[str, An
     collection_name = settings.sessions_collection
     field = settings.sessions_last_seen_field
     if collection_name in _PROTECTED_COLLECTIONS or collection_name.startswith("system."):
-        raise HandlerError(f"CRON_SESSIONS_COLLECTION {collection_name!r} is not a sessions store")
+        ctx.log.error("purge_sessions.misconfigured", CRON_SESSIONS_COLLECTION=collection_name)
+        raise HandlerError("the configured collection is not a sessions store (see the log)")
     if not field or field.startswith("$"):
-        raise HandlerError(f"CRON_SESSIONS_LAST_SEEN_FIELD {field!r} is not a field name")
+        ctx.log.error("purge_sessions.misconfigured", CRON_SESSIONS_LAST_SEEN_FIELD=field)
+        raise HandlerError("the configured last-seen field is not a field name (see the log)")
     cutoff = datetime.now(UTC) - timedelta(days=payload.inactive_days)
     # Only dates compare with a date in MongoDB: sessions without a date there are kept.
     stale = {field: {"$lt": cutoff}}

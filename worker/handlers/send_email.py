@@ -26,15 +26,37 @@ async def handle(ctx: RunContext, payload: SendEmailPayload) -> dict[str, Any] |
     try:
         refused, _ = await aiosmtplib.send(message, **_smtp_options(settings))
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-        raise HandlerError(
-            f"SMTP {settings.smtp_host}:{settings.smtp_port}: {_one_line(error)}"
-        ) from None
+        # The operator's detail (server, port, error) goes to the log; the run record, which the
+        # job's owner reads, says what happened without naming the service's infrastructure.
+        ctx.log.warning(
+            "send_email.smtp_failed",
+            smtp_host=settings.smtp_host,
+            smtp_port=settings.smtp_port,
+            error=_one_line(error),
+        )
+        raise HandlerError(f"the mail server did not take the message: {_reason(error)}") from None
     accepted = len(payload.to) - len(refused)
     ctx.log.info("send_email.sent", message_id=message["Message-ID"], recipients=accepted)
     result: dict[str, Any] = {"messageId": message["Message-ID"], "recipients": accepted}
     if refused:
         result["refused"] = len(refused)
     return result
+
+
+def _reason(error: BaseException) -> str:
+    """What the owner may see: the server's own answer, or that it could not be reached."""
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return _one_line(f"{error.code} {error.message}")
+    unreachable = (
+        aiosmtplib.SMTPConnectError,
+        aiosmtplib.SMTPServerDisconnected,
+        aiosmtplib.SMTPTimeoutError,
+        OSError,
+        TimeoutError,
+    )
+    if isinstance(error, unreachable):
+        return "it could not be reached"
+    return _one_line(error)
 
 
 def build_message(
@@ -78,6 +100,6 @@ def _smtp_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _one_line(error: BaseException) -> str:
+def _one_line(error: BaseException | str) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

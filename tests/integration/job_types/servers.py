@@ -74,7 +74,7 @@ class ReceivedRequest:
 class WebServer:
     """A threaded HTTP server on 127.0.0.1 whose behaviour is chosen by the request path.
 
-    /ok -> 200; /status/<code> -> that status; /redirect?to=<url>&status=<code>;
+    /ok -> 200; /status/<code> -> that status; .../redirect?to=<url>&status=<code>;
     /big -> an endless body (counts bytes written); /slow?seconds=<s> -> waits first.
     """
 
@@ -119,7 +119,7 @@ def _handler_for(web: WebServer) -> type[BaseHTTPRequestHandler]:
             web.requests.append(ReceivedRequest(self.command, self.path, headers, body, ok))
             url = urlsplit(self.path)
             query = {key: values[0] for key, values in parse_qs(url.query).items()}
-            if url.path == "/redirect":
+            if url.path.endswith("/redirect"):  # also under a base path (/hooks/redirect)
                 self._answer(int(query.get("status", 302)), b"", {"Location": query["to"]})
             elif url.path.startswith("/status/"):
                 code = int(url.path.rsplit("/", 1)[1])

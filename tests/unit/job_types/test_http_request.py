@@ -99,7 +99,8 @@ def _validate(payload: dict[str, Any], is_admin: bool = False, **settings: Any) 
 
 
 ALLOWED: dict[str, Any] = {
-    "http_allowed_hosts": ["hooks.example.com", "*.partner.net", "127.0.0.1", "10.0.0.5"]
+    "http_allowed_hosts": ["hooks.example.com", "*.partner.net", "127.0.0.1", "10.0.0.5"],
+    "http_base_url": "http://backend.internal:9000/hooks",
 }
 
 
@@ -119,8 +120,8 @@ def test_rule_accepts_allowed_hosts_and_paths(url: str) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("https://evil.example.org/x", "host 'evil.example.org' is not in CRON_HTTP_ALLOWED_HOSTS"),
-        ("https://partner.net/x", "host 'partner.net' is not in"),
+        ("https://evil.example.org/x", "host 'evil.example.org' is not allowed"),
+        ("https://partner.net/x", "host 'partner.net' is not allowed"),
         ("http://127.0.0.1:8080/admin", "address 127.0.0.1 which is loopback"),
         ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 which is cloud metadata"),
         ("http://10.0.0.5/internal", "address 10.0.0.5 which is private"),
@@ -134,6 +135,43 @@ def test_rule_refuses_disallowed_hosts_and_non_public_addresses(url: str, messag
         _validate(_with(url=url), **ALLOWED)
     assert error.value.field == "url"
     assert message in error.value.message
+    assert "CRON_" not in error.value.message  # the owner never sees the operator's settings
+
+
+def test_without_a_base_url_relative_urls_are_refused_saying_what_is_missing() -> None:
+    # The default base URL is empty: it must never default to the API's own address.
+    assert load_settings({}).http_base_url == ""
+    with pytest.raises(PayloadRuleError) as error:
+        _validate(_with(url="/hooks/nightly"))
+    assert error.value.field == "url"
+    assert "relative URLs are not available" in error.value.message
+    assert "operator has not configured the base URL" in error.value.message
+
+
+@pytest.mark.parametrize(
+    ("url", "settings"),
+    [
+        # The API's listening address, also by another loopback name.
+        ("http://127.0.0.1:8000/api/cron/jobs/x/run-now", {}),
+        ("http://localhost:8000/api/cron/jobs", {}),
+        ("http://localhost:8443/api", {"api_host": "0.0.0.0", "api_port": 8443}),
+        # CRON_PUBLIC_BASE_URL, on an allowed host.
+        ("https://cron.example.com/api/cron/jobs", {"public_base_url": "https://cron.example.com"}),
+        # A base URL that is the API itself (a misconfiguration): relative URLs are refused.
+        ("/api/cron/jobs/x/run-now", {"http_base_url": "http://127.0.0.1:8000"}),
+    ],
+)
+def test_the_api_itself_is_never_a_target(url: str, settings: dict[str, Any]) -> None:
+    allowed = ["cron.example.com", "127.0.0.1", "localhost"]
+    with pytest.raises(PayloadRuleError) as error:
+        _validate(
+            _with(url=url),
+            True,
+            http_allowed_hosts=allowed,
+            http_allow_private_networks=True,
+            **settings,
+        )
+    assert "points at the cron service itself" in error.value.message
 
 
 def test_admins_may_call_any_host_only_when_configured() -> None:

@@ -195,7 +195,10 @@ def test_paths_under_the_base_path_stay_trusted() -> None:
 
 def test_allow_list_check_names_the_host_and_honours_the_exemption() -> None:
     url = httpx.URL("https://Evil.example.net/x")
-    with pytest.raises(netguard.TargetError, match=r"'evil\.example\.net' is not in CRON_HTTP"):
+    with pytest.raises(netguard.TargetError) as refused:
         netguard.check_host_allowed(url, ["example.com"], exempt=False)
+    # The owner reads "not allowed"; the setting that decided it is for the operator's log.
+    assert str(refused.value) == "host 'evil.example.net' is not allowed"
+    assert "CRON_HTTP_ALLOWED_HOSTS" in refused.value.operator_detail
     netguard.check_host_allowed(url, ["example.com"], exempt=True)
     netguard.check_host_allowed(url, ["*.example.net"], exempt=False)

@@ -15,7 +15,7 @@ from shared.db import Database
 from shared.model import JobStatus, RunStatus, RunTrigger, slot_key
 from shared.registry import JobType, JobTypeRegistry
 from shared.settings import load_settings
-from worker.context import HandlerError, RunContext
+from worker.context import HandlerError, PermanentHandlerError, RunContext
 from worker.executor import Executor, error_message, first_problem, summary_of
 from worker.records import Claimed, run_document, utc_now
 
@@ -37,6 +37,10 @@ async def refuse(ctx: RunContext, payload: Payload) -> None:
     raise HandlerError("mailbox full\nsecond line is dropped")
 
 
+async def refuse_for_good(ctx: RunContext, payload: Payload) -> None:
+    raise PermanentHandlerError("redirect with an unusable Location 'http://a.test:abc/'")
+
+
 async def crash(ctx: RunContext, payload: Payload) -> None:
     raise KeyError("missing")
 
@@ -52,6 +56,7 @@ async def own_timeout(ctx: RunContext, payload: Payload) -> None:
 HANDLERS = {
     "succeed": succeed,
     "refuse": refuse,
+    "refuseForGood": refuse_for_good,
     "crash": crash,
     "hang": hang,
     "ownTimeout": own_timeout,
@@ -115,6 +120,13 @@ async def test_a_handler_error_fails_the_attempt_with_its_first_line(executor: E
     assert outcome.status is RunStatus.FAILED
     assert outcome.error == "mailbox full"
     assert outcome.retry is not None  # 1 of 2 attempts
+
+
+async def test_a_permanent_handler_error_is_not_retried(executor: Executor) -> None:
+    outcome = await executor.execute(claim("refuseForGood"))
+    assert outcome.status is RunStatus.FAILED
+    assert outcome.error == "redirect with an unusable Location 'http://a.test:abc/'"
+    assert outcome.retry is None  # attempt 1 of 2, yet no retry
 
 
 async def test_an_unexpected_exception_names_its_class(executor: Executor) -> None:
