@@ -51,9 +51,7 @@ async def test_a_redirect_out_of_the_base_path_is_checked_like_any_target(
     ctx = make_context("httpRequest", payload, settings_=_base(settings, web_server))
     with pytest.raises(HandlerError, match=r"^host '127\.0\.0\.1' is not allowed$"):
         await _call(ctx, payload)
-    assert [request.path for request in web_server.requests] == [
-        payload["url"].replace("/", "/hooks/", 1)
-    ]
+    assert [request.path for request in web_server.requests] == ["/hooks" + str(payload["url"])]
 
 
 async def test_job_headers_go_only_to_hops_under_the_base_path(
