@@ -18,9 +18,11 @@ from shared.jobs_repo import JobSpec
 from shared.model import JobOptions, RetryPolicy
 from shared.registry import JobTypeRegistry, PayloadContext, PayloadRuleError
 from shared.schedule import Schedule, ScheduleError, parse_timezone
+from shared.schedule_gaps import shortest_gap
 from shared.settings import Settings
 
-# A 5-field cron fires on whole wall-clock minutes, so its gaps are at least this long.
+# A 5-field cron fires on whole wall-clock minutes and offsets change by whole minutes, so
+# its gaps are at least this long.
 MINUTE_SECONDS: Final = 60
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
@@ -130,11 +132,11 @@ class JobValidator:
         if not zone_known:
             return None
         minimum = self.settings.min_interval_seconds
-        # A 5-field cron cannot fire more often than once a minute: skip the sampling then.
+        # A 5-field cron cannot fire more often than once a minute: skip the computation then.
         if caller.is_admin or (not schedule.has_seconds and minimum <= MINUTE_SECONDS):
             return schedule
-        try:
-            shortest = schedule.min_interval(now or datetime.now(UTC))
+        try:  # exact: the wall-clock pattern and every offset transition (shared/schedule_gaps)
+            shortest = shortest_gap(schedule, now or datetime.now(UTC))
         except ValueError:  # fewer than two fire times left in the calendar
             return schedule
         if shortest.total_seconds() < minimum:

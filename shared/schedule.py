@@ -154,6 +154,32 @@ class Schedule:
             slots.append(fire)
         return slots
 
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The time zone the cron is evaluated in."""
+        return self._zone
+
+    @property
+    def explicit_fields(self) -> list[str]:
+        """The fields as explicit value lists (`*` or `1,5,9`), seconds first (`0` if absent)."""
+        fields = self._expr.split()
+        return fields if self.has_seconds else ["0", *fields]
+
+    def fire_before(self, before: datetime) -> datetime | None:
+        """Last fire instant strictly before `before` (aware), in UTC; None if there is none."""
+        bound = _to_utc(before, "before")
+        # Seed just after the wall time in force right before `bound` (before a DST jump).
+        seed = (bound - _SECOND).astimezone(self._zone).replace(tzinfo=None) + _SECOND
+        try:
+            walls = croniter(self._expr, seed, second_at_beginning=self.has_seconds)
+            for _ in range(_MAX_RESTARTS + 2):  # a wall inside a later fold maps too late
+                fire = _wall_to_utc(walls.get_prev(datetime), self._zone)
+                if fire < bound:
+                    return fire
+        except (CroniterBadDateError, OverflowError, ValueError):
+            return None
+        return None
+
     def min_interval(self, after: datetime, samples: int = 500) -> timedelta:
         """Smallest gap between consecutive fire instants among the next `samples` (>= 2)."""
         if samples < 2:

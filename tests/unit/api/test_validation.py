@@ -163,3 +163,16 @@ def test_min_interval_is_only_sampled_when_it_can_matter(
     assert errors == []
     assert validator.check_schedule("0,30 * * * * *", "UTC", USER, errors, NOW) is not None
     assert [error.field for error in errors] == ["cron"]
+
+
+def test_a_dst_gap_far_ahead_is_seen_by_the_minimum_interval(validator: JobValidator) -> None:
+    # Every hour at :59:59 past 1 and 2 o'clock; on 2027-03-28 Berlin skips 02:00-03:00, so the
+    # 02:59:59 fire lands one second after the 01:59:59 one. Judged on 2026-04-01 (361 days
+    # before), a check sampling the next 500 fires never got there.
+    errors: list[Any] = []
+    april = datetime(2026, 4, 1, tzinfo=UTC)
+    assert validator.check_schedule("59 59 1,2 * * *", "Europe/Berlin", USER, errors, april)
+    assert [(error.field, error.message.split(";")[0]) for error in errors] == [
+        ("cron", "fires every 1 s at times")
+    ]
+    assert validator.check_schedule("59 59 1,2 * * *", "UTC", USER, [], april) is not None
