@@ -10,8 +10,8 @@ from shared.schedule import Schedule
 from shared.schedule_gaps import offset_transitions, shortest_gap, wall_pattern_gap
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
