@@ -16,6 +16,7 @@ from api.controllers.history import HistoryController
 from api.controllers.jobs import JobController
 from api.dependencies import DEPENDENCIES, STATE_KEY, Services, services_of
 from api.errors import EXCEPTION_HANDLERS
+from api.header_limit import HeaderSizeLimit
 from api.openapi import BASE_PATH, SCHEMA_PATH, openapi_config
 from api.rate_limit import STORE_NAME, rate_limit_config
 from api.rate_limit_store import MongoRateLimitStore
@@ -55,6 +56,7 @@ def create_app(settings: Settings, registry: JobTypeRegistry | None = None) -> L
         route_handlers=[api],
         dependencies=DEPENDENCIES,
         middleware=[
+            HeaderSizeLimit(),
             DefineMiddleware(BearerAuthMiddleware, verifier=verifier, exclude=PUBLIC_PATHS),
             rate_limit_config(settings, PUBLIC_PATHS).middleware,
         ],
