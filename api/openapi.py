@@ -20,13 +20,15 @@ SECURITY_SCHEME: Final = "BearerToken"
 _DESCRIPTIONS: Final = {
     400: "Malformed request: body not JSON / not UTF-8, or an unusable If-Match.",
     401: "Missing, malformed, expired or wrongly signed token (`WWW-Authenticate: Bearer`).",
-    403: "Not allowed for this caller (e.g. an admin-only job type).",
+    403: "Not allowed for this caller (e.g. writing or running a job of an admin-only type).",
     404: "No such job, another owner's job, or a malformed id.",
-    409: "Duplicate name, job quota reached, or a run is in progress (overlap forbidden).",
+    409: "Duplicate name, job quota reached, a run is in progress (overlap forbidden), or "
+    "run-now sent by a running job (X-Cron-* headers).",
     412: "If-Match does not match the job's current version (ETag).",
     413: "Request body larger than CRON_MAX_BODY_BYTES.",
     422: "Validation failed; `errors` names each offending field.",
     429: "Rate limit (CRON_RATE_LIMIT) per owner exceeded; see `Retry-After`.",
+    431: "Request headers larger than 16 KiB in total.",
 }
 
 ETAG_HEADER: Final = ResponseHeader(
@@ -38,8 +40,8 @@ LOCATION_HEADER: Final = ResponseHeader(
 
 
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
-    """Documented error responses (the error shape) for these statuses, plus 400, 401, 429."""
-    wanted = sorted({*statuses, 400, 401, 429})
+    """Documented error responses (the error shape) for these statuses, plus 400, 401, 429, 431."""
+    wanted = sorted({*statuses, 400, 401, 429, 431})
     return {
         status: ResponseSpec(
             data_container=Problem,

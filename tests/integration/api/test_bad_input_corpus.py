@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
+import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -13,61 +12,24 @@ import jwt
 import pytest
 
 from shared.db import JOBS
-from tests.integration.api.helpers import ALICE, BOB, Api, echo_job, snapshot
+from tests.integration.api.helpers import ALICE, BOB, ROOT, Api, echo_job, snapshot
+from tests.integration.api.hostile import (
+    NOW,
+    OID,
+    PURGE,
+    F,
+    Hostile,
+    deep_array,
+    duplicate_owner_ids,
+    email_job,
+    http_job,
+    job,
+    nested,
+)
+from tests.integration.api.hostile_more import ISSUE_11_CORPUS, MORE_ENDPOINTS_CORPUS
 from tests.integration.api.test_auth import claims, hand_signed, signed, unsigned
 from tests.support import TEST_JWT_SECRET
 
-
-@dataclass(frozen=True)
-class Hostile:
-    """One hostile request; `{alice}` / `{bob}` in the path become those owners' job ids."""
-
-    name: str
-    status: int
-    method: str = "POST"
-    path: str = "/jobs"
-    body: Any = None
-    content: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    token: str | None = None  # replaces alice's token when set ("" sends none)
-    fields: frozenset[str] | None = None  # for 422s: exactly these fields are named
-
-
-def job(**fields: Any) -> dict[str, Any]:
-    return {**echo_job("hostile"), **fields}
-
-
-def deep_array(levels: int) -> bytes:
-    return b"[" * levels + b"]" * levels
-
-
-def nested(levels: int) -> dict[str, Any]:
-    value: dict[str, Any] = {"leaf": True}
-    for _ in range(levels):
-        value = {"n": value}
-    return value
-
-
-NOW = int(time.time())
-OID = "6740a1f2c3d4e5f601234567"
-
-
-def http_job(url: str) -> dict[str, Any]:
-    return job(type="httpRequest", payload={"url": url})
-
-
-def email_job(**payload: Any) -> dict[str, Any]:
-    base = {"to": "a@example.com", "subject": "Hi", "template": "reminder", "params": {}}
-    return job(type="sendEmail", payload={**base, **payload})
-
-
-def duplicate_owner_ids(first: str, last: str) -> bytes:
-    """A valid create body but for two `ownerId` keys (json.dumps cannot write duplicates)."""
-    body = json.dumps(job()).removesuffix("}")
-    return f'{body}, "ownerId": {json.dumps(first)}, "ownerId": {json.dumps(last)}}}'.encode()
-
-
-F = frozenset
 CORPUS = [
     # Size and shape of the body.
     Hostile("huge body", 413, content=b'{"name":"' + b"x" * 200_000 + b'"}'),
@@ -329,19 +291,50 @@ CORPUS = [
 ]
 
 
+CORPUS += ISSUE_11_CORPUS + MORE_ENDPOINTS_CORPUS
+
+
 @pytest.fixture
 async def world(api: Api) -> AsyncIterator[dict[str, str]]:
-    """Alice's and Bob's jobs, plus a run of Alice's: what hostile requests must not change."""
+    """Alice's and Bob's jobs, a run of Alice's, and an admin-only job an admin put in Alice's
+    account: what hostile requests must not change."""
     alices = await api.create(echo_job("alice's"), sub=ALICE)
     bobs = await api.create(echo_job("bob's"), sub=BOB)
+    purge = await api.create(PURGE, sub=ROOT, admin=True)
     queued = await api.request("POST", f"/jobs/{alices['id']}/run-now")
     assert queued.status_code == 202
-    yield {"alice": alices["id"], "bob": bobs["id"]}
+    yield {"alice": alices["id"], "bob": bobs["id"], "purge": purge["id"]}
 
 
 def test_the_corpus_is_large_and_unique() -> None:
-    assert len(CORPUS) >= 50
+    assert len(CORPUS) >= 150
     assert len({case.name for case in CORPUS}) == len(CORPUS)
+    # Every endpoint that takes input is attacked.
+    paths = {
+        (case.method, re.sub(r"\{(alice|bob|purge)\}", "{alice}", case.path.split("?")[0]))
+        for case in CORPUS
+    }
+    for endpoint in [
+        ("POST", "/jobs"),
+        ("GET", "/jobs"),
+        ("GET", "/jobs/{alice}"),
+        ("PUT", "/jobs/{alice}"),
+        ("PATCH", "/jobs/{alice}"),
+        ("DELETE", "/jobs/{alice}"),
+        ("POST", "/jobs/{alice}/run-now"),
+        ("GET", "/jobs/{alice}/runs"),
+        ("GET", "/jobs/{alice}/reports"),
+        ("POST", "/preview"),
+        ("GET", "/job-types"),
+    ]:
+        assert endpoint in paths, endpoint
+    # Every job type's payload is attacked.
+    types = {
+        case.body["type"]
+        for case in CORPUS
+        if isinstance(case.body, dict) and isinstance(case.body.get("type"), str)
+    }
+    assert {"echo", "noop", "sendEmail", "purgeSessions", "generateReport", "httpRequest"} <= types
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
@@ -351,7 +344,7 @@ async def test_hostile_input_is_refused_and_changes_nothing(
     before = await snapshot(api.db)
     headers = dict(case.headers)
     if case.token is None:
-        headers.update(api.auth(ALICE))
+        headers.update(api.auth(ROOT, admin=True) if case.admin else api.auth(ALICE))
     elif case.token:
         headers["Authorization"] = f"Bearer {case.token}"
     kwargs: dict[str, Any] = {"headers": headers}
@@ -360,7 +353,9 @@ async def test_hostile_input_is_refused_and_changes_nothing(
         headers["Content-Type"] = "application/json"
     elif case.body is not None:
         kwargs["json"] = case.body
-    path = case.path.replace("{alice}", world["alice"]).replace("{bob}", world["bob"])
+    path = case.path
+    for name, job_id in world.items():
+        path = path.replace("{" + name + "}", job_id)
     response = await api.http.request(case.method, "/api/cron" + path, **kwargs)
     assert response.status_code == case.status, response.text[:500]
     body = response.json()
@@ -372,6 +367,9 @@ async def test_hostile_input_is_refused_and_changes_nothing(
         assert {error["field"] for error in body["errors"]} == case.fields
     assert await snapshot(api.db) == before
     assert world["bob"] not in response.text
+    # Owners never read the operator's settings or the service's internals (issue 11).
+    assert "CRON_" not in response.text and "Traceback" not in response.text
+    assert "evil" not in response.headers.get("Location", "")
 
 
 @pytest.mark.parametrize(("first", "last", "status"), [(ALICE, BOB, 403), (BOB, ALICE, 201)])
