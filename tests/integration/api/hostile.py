@@ -25,6 +25,7 @@ class Hostile:
     token: str | None = None  # replaces alice's token when set ("" sends none)
     fields: frozenset[str] | None = None  # for 422s: exactly these fields are named
     admin: bool = False  # sent by an admin (root) instead of alice
+    detail: str = ""  # the answer's `detail` contains this (refused for the stated reason)
 
 
 def job(**fields: Any) -> dict[str, Any]:

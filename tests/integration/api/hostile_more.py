@@ -131,6 +131,7 @@ ISSUE_11_CORPUS = [
         "POST",
         "/jobs/{alice}/run-now",
         headers={"X-Cron-Signature": "t=1,v1=00"},
+        detail="sent by a running job",
     ),
     Hostile(
         "run-now with the run id",
@@ -138,6 +139,7 @@ ISSUE_11_CORPUS = [
         "POST",
         "/jobs/{alice}/run-now",
         headers={"x-cron-run-id": "6740a1f2c3d4e5f601234567"},
+        detail="sent by a running job",
     ),
     Hostile(
         "relative URL without a base URL",

@@ -365,6 +365,7 @@ async def test_hostile_input_is_refused_and_changes_nothing(
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     if case.fields is not None:
         assert {error["field"] for error in body["errors"]} == case.fields
+    assert case.detail in body["detail"]
     assert await snapshot(api.db) == before
     assert world["bob"] not in response.text
     # Owners never read the operator's settings or the service's internals (issue 11).
