@@ -145,6 +145,20 @@ def api_table(results: dict[str, Any]) -> list[str]:
             f"{_num(row['errors'])} | {_num(row['rps'], 0)} | {_num(row['p50_ms'])} | "
             f"{_num(row['p99_ms'])} |"
         )
+    limiter = api.get("rate_limit_rows") or []
+    if limiter:
+        lines += [
+            "",
+            "Rate limit alone (MongoDB-backed store, one `findAndModify` per request):",
+            "",
+            "| clients | hits | hits/s | p50 (ms) | p99 (ms) |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for row in limiter:
+            lines.append(
+                f"| {row['clients']} | {_num(row['hits'])} | {_num(row['hits_per_s'], 0)} | "
+                f"{row['p50_ms']} | {row['p99_ms']} |"
+            )
     return lines
 
 
