@@ -18,7 +18,7 @@ from pymongo import MongoClient
 from pymongo.database import Database as SyncDatabase
 
 from shared.cli import main
-from shared.db import JOBS, RUNS, WORKERS, Database
+from shared.db import JOBS, OWNER_QUOTAS, RUNS, WORKERS, Database
 from shared.model import JobDocument
 from shared.settings import Settings
 from tests.support import TEST_JWT_SECRET, external_mongodb_uri
@@ -33,6 +33,8 @@ COMMANDS = [
     ["jobs", "pause"],
     ["jobs", "resume"],
     ["jobs", "run-now"],
+    ["quota"],
+    ["quota", "recount"],
     ["token"],
     ["token", "create"],
     ["workers"],
@@ -99,6 +101,27 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str], argv: list[s
         main([*argv, "--help"], {})
     assert exited.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: cronjobs {' '.join(argv)}".rstrip())
+
+
+def test_quota_recount_sets_the_counters_from_the_jobs(
+    capsys: pytest.CaptureFixture[str],
+    environ: dict[str, str],
+    store: SyncDatabase[dict[str, Any]],
+) -> None:
+    _insert_job(store, "alice", "a")
+    _insert_job(store, "alice", "b")
+    _insert_job(store, "bob", "c")
+    store[OWNER_QUOTAS].insert_many([{"_id": "alice", "jobs": 9}, {"_id": "gone", "jobs": 4}])
+    assert _run(capsys, environ, "quota", "recount", "--owner", "alice") == [
+        {"ownerId": "alice", "was": 9, "jobs": 2}
+    ]
+    assert _run(capsys, environ, "quota", "recount") == [
+        {"ownerId": "alice", "was": 2, "jobs": 2},
+        {"ownerId": "bob", "was": None, "jobs": 1},
+        {"ownerId": "gone", "was": 4, "jobs": 0},
+    ]
+    counters = {doc["_id"]: doc["jobs"] for doc in store[OWNER_QUOTAS].find()}
+    assert counters == {"alice": 2, "bob": 1, "gone": 0}
 
 
 def test_db_init_recreates_missing_indexes_and_applies_retention(
