@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -152,7 +153,12 @@ def test_openapi_fuzz(world: World) -> None:
         case.validate_response(response, checks=CHECKS, headers=headers)
         assert_no_foreign_jobs(world, identity, response.text)
 
-    call()
+    try:
+        call()
+    finally:
+        # Schemathesis keeps the app's lifespan running until the process exits; shut it down
+        # here so the app's MongoDB client is closed now, not left to the garbage collector.
+        shutdown_lifespans()
     # The run exercised real successes and real refusals, not only one kind of answer.
     assert any(200 <= status < 300 for status in statuses), statuses
     assert {400, 401, 404, 422} <= set(statuses), statuses
