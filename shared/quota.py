@@ -16,8 +16,9 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.db import JOBS, OWNER_QUOTAS, Database, Document
 
-# Rounds of "counter missing: create it from a count" before giving up (one is enough).
-INIT_ATTEMPTS: Final = 3
+# Rounds of "the update matched nothing: see why and try again" (a counter created or freed by
+# a concurrent request between the update and the read); one or two are the rule.
+ATTEMPTS: Final = 8
 
 
 class QuotaExceededError(Exception):
@@ -39,16 +40,20 @@ async def take(db: Database, owner_id: str, max_jobs: int | None) -> None:
     query: Document = {"_id": owner_id}
     if max_jobs is not None:
         query["jobs"] = {"$lt": max_jobs}
-    for _ in range(INIT_ATTEMPTS):
+    for _ in range(ATTEMPTS):
         if await counters.find_one_and_update(query, {"$inc": {"jobs": 1}}) is not None:
             return
-        if await counters.find_one({"_id": owner_id}, projection={"_id": 1}) is not None:
-            break  # the counter exists, so the filter failed on the limit
+        counter = await counters.find_one({"_id": owner_id})
+        if counter is not None:
+            if max_jobs is not None and counter["jobs"] >= max_jobs:
+                raise QuotaExceededError(owner_id, max_jobs)
+            continue  # created or freed by a concurrent request since the update: try again
         try:
             count = await db[JOBS].count_documents({"ownerId": owner_id})
             await counters.insert_one({"_id": owner_id, "jobs": count})
         except DuplicateKeyError:
             pass  # a concurrent request created it: use theirs
+    # Only under a storm of creates and deletes at the limit: refuse rather than overshoot.
     raise QuotaExceededError(owner_id, max_jobs or 0)
 
 

@@ -65,6 +65,16 @@ async def test_concurrent_creates_never_pass_the_quota(make_api: Any) -> None:
     assert counter is not None and counter["jobs"] == 5
 
 
+async def test_concurrent_unlimited_creates_of_a_new_owner_are_all_counted(api: Api) -> None:
+    # An admin's creates have no limit: racing to create the counter must never refuse one.
+    bodies = [echo_job(f"job {index}", ownerId="carol") for index in range(20)]
+    responses = await asyncio.gather(
+        *(api.request("POST", "/jobs", ROOT, True, json=body) for body in bodies)
+    )
+    assert [response.status_code for response in responses] == [201] * 20
+    assert (await api.db[OWNER_QUOTAS].find_one({"_id": "carol"}) or {})["jobs"] == 20
+
+
 async def test_deletes_and_refused_creates_give_the_unit_back(make_api: Any) -> None:
     api: Api = await make_api(max_jobs_per_owner=2)
     first = await api.create(echo_job("one"))
