@@ -260,18 +260,26 @@ def own_endpoints(api_host: str, api_port: int, public_base_url: str) -> frozens
 def check_not_own(
     url: httpx.URL, endpoints: frozenset[Endpoint], addresses: Iterable[IPAddress] = ()
 ) -> None:
-    """Refuse a target that is the API itself, by name or by any resolved address."""
+    """Refuse a target that is the API itself, by name or by any resolved address.
+
+    Any loopback (or unspecified) address on a port the API answers on through loopback counts:
+    `127.0.0.2`, `[::ffff:127.0.0.1]` and `0.0.0.0` all reach a wildcard or loopback bind.
+    """
     port = default_port(url)
-    candidates = {host_of(url), *(str(address) for address in addresses)}
-    loopback_bound = any(host in _LOOPBACK_NAMES for host, _ in endpoints)
-    for candidate in candidates:
-        address = parse_ip(candidate)
-        is_loopback = address is not None and address.is_loopback
-        if (candidate, port) in endpoints or (
-            loopback_bound and is_loopback and ("127.0.0.1", port) in endpoints
-        ):
+    local_ports = {p for host, p in endpoints if host in _LOOPBACK_NAMES | _WILDCARD_BINDS}
+    for candidate in {host_of(url), *(str(address) for address in addresses)}:
+        if (candidate, port) in endpoints or (port in local_ports and _is_local(candidate)):
             raise TargetError(
                 "this URL points at the cron service itself; jobs cannot call it",
                 f"{candidate}:{port} is the API's own address (CRON_API_HOST/CRON_API_PORT or "
                 "CRON_PUBLIC_BASE_URL)",
             )
+
+
+def _is_local(host: str) -> bool:
+    address = parse_ip(host)
+    if address is None:
+        return host in _LOOPBACK_NAMES
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified

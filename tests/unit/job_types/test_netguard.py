@@ -202,3 +202,31 @@ def test_allow_list_check_names_the_host_and_honours_the_exemption() -> None:
     assert "CRON_HTTP_ALLOWED_HOSTS" in refused.value.operator_detail
     netguard.check_host_allowed(url, ["example.com"], exempt=True)
     netguard.check_host_allowed(url, ["*.example.net"], exempt=False)
+
+
+@pytest.mark.parametrize(
+    ("url", "addresses", "own"),
+    [
+        ("http://127.0.0.1:8000/x", [], True),
+        ("http://localhost:8000/x", [], True),
+        ("http://127.0.0.2:8000/x", [], True),  # any loopback address reaches the bind
+        ("http://[::ffff:127.0.0.1]:8000/x", [], True),
+        ("http://0.0.0.0:8000/x", [], True),
+        ("http://alias.test:8000/x", ["127.0.0.1"], True),  # by a resolved address
+        ("https://cron.example.com/api", [], True),  # CRON_PUBLIC_BASE_URL, default port
+        ("http://cron.example.com/api", [], False),  # another port (80, not 443)
+        ("http://127.0.0.1:8001/x", [], False),
+        ("http://alias.test:8000/x", ["127.0.0.3"], True),
+        ("http://hooks.test:8000/x", [], False),
+    ],
+)
+def test_the_api_is_recognised_by_name_address_and_port(
+    url: str, addresses: list[str], own: bool
+) -> None:
+    endpoints = netguard.own_endpoints("127.0.0.1", 8000, "https://cron.example.com")
+    resolved = [address for text in addresses if (address := netguard.parse_ip(text))]
+    if own:
+        with pytest.raises(netguard.TargetError, match="points at the cron service itself"):
+            netguard.check_not_own(httpx.URL(url), endpoints, resolved)
+    else:
+        netguard.check_not_own(httpx.URL(url), endpoints, resolved)
