@@ -4,6 +4,7 @@ them (issue 11), and what the HTTP server answers before the app sees a request.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -160,25 +161,57 @@ def _raw(port: int, request: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def test_what_the_http_server_answers_before_the_app(
+# Requests uvicorn's parser refuses itself: a plain-text 400 before the app (README "Security").
+SERVER_REFUSED = {
+    "malformed request line": b"GARBAGE\r\n\r\n",
+    "unknown method": b"FOO /api/cron/jobs HTTP/1.1\r\nHost: x\r\n\r\n",
+    "NUL in the path": b"GET /api/cron/jobs/\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+    "bad Content-Length": b"POST /api/cron/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    "Content-Length and chunked": (
+        b"POST /api/cron/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ),
+}
+# Odd requests that reach the app: answered in the problem shape.
+APP_ANSWERED = {
+    "bad percent-encoding in the id": (b"GET /api/cron/jobs/%ZZ", 404),
+    "invalid UTF-8 in the query": (b"GET /api/cron/jobs?limit=%FF", 422),
+    "XML body": (b"POST /api/cron/jobs", 400),
+    "unknown path": (b"GET /api/cron/nothing", 404),
+    "method not allowed": (b"PATCH /api/cron/jobs", 405),
+    "40 KB of headers": (b"GET /api/cron/jobs", 431),
+}
+
+
+def test_odd_requests_get_a_4xx_in_the_problem_shape_unless_the_server_refuses_them(
     two_apis: tuple[ApiProcess, ApiProcess], settings: Settings
 ) -> None:
-    api = two_apis[0]
-    # Malformed request line: uvicorn answers 400 itself (plain text; documented in the README).
-    malformed = _raw(api.port, b"GARBAGE\r\n\r\n")
-    assert malformed.startswith(b"HTTP/1.1 400 "), malformed[:200]
-    # Oversized headers reach the app, which answers 431 in the problem shape.
-    token = _auth(settings, "carol")["Authorization"]
-    big = (
-        b"GET "
-        + BASE.encode()
-        + b"/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: "
-        + token.encode()
-        + b"\r\nX-Filler: "
-        + b"a" * 40_000
-        + b"\r\nConnection: close\r\n\r\n"
-    )
-    answer = _raw(api.port, big)
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 431 "), answer[:300]
-    assert b"application/json" in head and b'"status":431' in body
+    # One pair of processes for every case (starting them is the slow part).
+    port = two_apis[0].port
+    for name, request in SERVER_REFUSED.items():
+        answer = _raw(port, request)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 "), (name, answer[:200])
+        assert b"text/plain" in head and body == b"Invalid HTTP request received.", name
+    token = _auth(settings, "carol")["Authorization"].encode()
+    for name, (start, status) in APP_ANSWERED.items():
+        extra = b"X-Filler: " + b"a" * 40_000 + b"\r\n" if status == 431 else b""
+        body = b"<a></a>" if name == "XML body" else b""
+        request = (
+            start
+            + b" HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            + token
+            + b"\r\n"
+            + extra
+            + b"Content-Type: application/xml\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + body
+        )
+        answer = _raw(port, request)
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d " % status), (name, answer[:300])
+        assert b"application/json" in head, name
+        problem = json.loads(payload)
+        assert set(problem) == {"status", "title", "detail", "errors"}, name
+        assert problem["status"] == status, name
