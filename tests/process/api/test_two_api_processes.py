@@ -5,132 +5,37 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from shared.settings import Settings
-from shared.tokens import mint_token
-from tests.support import TEST_JWT_SECRET
+from tests.process.api.support import ApiProcess, auth, job_body
 
 pytestmark = pytest.mark.process
 
-API_BIN = Path(sys.executable).with_name("cronjobs-api")
-# Start-up includes the interpreter, the app and the database indexes; generous on a busy box.
-START_TIMEOUT = 60.0
-BASE = "/api/cron"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ApiProcess:
-    """One `cronjobs-api` on a free loopback port, its output in a file."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = _free_port()
-        self.log_path = log_path
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(API_BIN)],
-                env={**env, "CRON_API_PORT": str(self.port)},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{BASE}"
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        tail = self.log_path.read_text(errors="replace")[-2000:]
-        raise AssertionError(f"cronjobs-api on {self.port} not ready:\n{tail}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
-@pytest.fixture
-def two_apis(settings: Settings, tmp_path: Path) -> Iterator[tuple[ApiProcess, ApiProcess]]:
-    base = {key: value for key, value in os.environ.items() if not key.startswith("CRON_")}
-    env = {
-        **base,
-        "CRON_MONGODB_URI": settings.mongodb_uri,
-        "CRON_DB_NAME": settings.db_name,
-        "CRON_JWT_SECRET": TEST_JWT_SECRET,
-        "CRON_API_HOST": "127.0.0.1",
-        "CRON_MAX_JOBS_PER_OWNER": "7",
-        "CRON_RATE_LIMIT": "25/hour",
-        "CRON_LOG_LEVEL": "WARNING",
-    }
-    started = [ApiProcess(env, tmp_path / f"api-{index}.log") for index in range(2)]
-    try:
-        for api in started:
-            api.wait_ready()
-        yield started[0], started[1]
-    finally:
-        for api in started:
-            api.stop()
-
-
-def _auth(settings: Settings, sub: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(settings, sub, [])}"}
-
-
-def _job(name: str) -> dict[str, object]:
-    return {
-        "name": name,
-        "type": "generateReport",
-        "cron": "0 6 * * *",
-        "payload": {"type": "jobRuns", "period": "daily"},
-    }
-
 
 async def test_quota_and_rate_limit_hold_across_two_api_processes(
-    two_apis: tuple[ApiProcess, ApiProcess], settings: Settings, db: object
+    two_apis: tuple[ApiProcess, ApiProcess], settings: Settings
 ) -> None:
     first, second = two_apis
     async with httpx.AsyncClient(timeout=30) as client:
         # 20 concurrent creates, alternating between the processes, quota 7.
         creates = [
-            client.post(f"{api.url}/jobs", json=_job(f"job {i}"), headers=_auth(settings, "alice"))
+            client.post(
+                f"{api.url}/jobs", json=job_body(f"job {i}"), headers=auth(settings, "alice")
+            )
             for i, api in enumerate([first, second] * 10)
         ]
         statuses = sorted(response.status_code for response in await asyncio.gather(*creates))
         assert statuses == [201] * 7 + [409] * 13, statuses
-        listed = await client.get(f"{first.url}/jobs", headers=_auth(settings, "alice"))
+        listed = await client.get(f"{first.url}/jobs", headers=auth(settings, "alice"))
         assert len(listed.json()["items"]) == 7
 
         # Bob's budget is 25 per hour in total, not 25 per process.
         gets = [
-            client.get(f"{api.url}/jobs", headers=_auth(settings, "bob"))
+            client.get(f"{api.url}/jobs", headers=auth(settings, "bob"))
             for api in [first, second] * 20
         ]
         counted = [response.status_code for response in await asyncio.gather(*gets)]
@@ -138,7 +43,7 @@ async def test_quota_and_rate_limit_hold_across_two_api_processes(
         refused = next(
             r
             for r in await asyncio.gather(
-                client.get(f"{second.url}/jobs", headers=_auth(settings, "bob"))
+                client.get(f"{second.url}/jobs", headers=auth(settings, "bob"))
             )
         )
         assert refused.status_code == 429
@@ -193,7 +98,7 @@ def test_odd_requests_get_a_4xx_in_the_problem_shape_unless_the_server_refuses_t
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 400 "), (name, answer[:200])
         assert b"text/plain" in head and body == b"Invalid HTTP request received.", name
-    token = _auth(settings, "carol")["Authorization"].encode()
+    token = auth(settings, "carol")["Authorization"].encode()
     for name, (start, status) in APP_ANSWERED.items():
         extra = b"X-Filler: " + b"a" * 40_000 + b"\r\n" if status == 431 else b""
         body = b"<a></a>" if name == "XML body" else b""
