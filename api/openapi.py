@@ -37,6 +37,13 @@ LOCATION_HEADER: Final = ResponseHeader(
 )
 
 
+NOT_MODIFIED: Final = ResponseSpec(
+    data_container=None,
+    description="If-None-Match names the current ETag: no body.",
+    generate_examples=False,
+)
+
+
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
     """Documented error responses (the error shape) for these statuses, plus 400, 401, 429."""
     wanted = sorted({*statuses, 400, 401, 429})
