@@ -10,22 +10,44 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
+import structlog
 from bson import ObjectId
 from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError
 
 from shared import jobs_repo
 from shared.cli_output import Output, key_values, render
-from shared.db import WORKERS, Database, create_client, ensure_indexes, get_database
+from shared.db import (
+    WORKERS,
+    Database,
+    IndexSetupError,
+    create_client,
+    ensure_indexes,
+    get_database,
+)
 from shared.logging import configure_logging
-from shared.model import JobDocument, JobOptions
+from shared.model import JobDocument, JobOptions, JobStatus, RunStatus, RunTrigger
 from shared.settings import Settings, SettingsError, load_settings
 from shared.tokens import TokenError, mint_token
 
+log = structlog.get_logger(__name__)
+
 PROG = "cronjobs"
+JSON_HELP = "machine-readable JSON output (before or after the command)"
 LIST_LIMIT_MAX = 1000
 JOB_COLUMNS = ("_id", "ownerId", "name", "type", "cron", "timezone", "status", "nextRunAt")
 # The scheduling options' stored names (JobDocument puts them first; `jobs show` last).
 OPTION_FIELDS = tuple(field.alias or name for name, field in JobOptions.model_fields.items())
+RUN_COLUMNS = (
+    "_id",
+    "scheduledFor",
+    "trigger",
+    "attempt",
+    "status",
+    "notBefore",
+    "startedAt",
+    "durationMs",
+    "error",
+)
 WORKER_COLUMNS = ("name", "host", "pid", "version", "mode", "lastSeenAt", "runsInFlight", "state")
 # Failures an operator can act on: reported as one line, exit status 1.
 EXPECTED_ERRORS = (
@@ -59,6 +81,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return _fail(str(error))
     except PyMongoError as error:
         return _fail(_database_problem(error))
+    except IndexSetupError as error:
+        return _fail(_first_line(error))
+    except Exception as error:  # anything else: one line, the traceback only in the debug log
+        log.debug("cli.unexpected_error", exc_info=True)
+        return _fail(f"unexpected {type(error).__name__}: {_first_line(error)}")
     render(output, as_json=args.json, out=sys.stdout)
     return 0
 
@@ -72,6 +99,11 @@ def _database_problem(error: PyMongoError) -> str:
     return f"database error: {detail}"
 
 
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def _fail(message: str) -> int:
     sys.stderr.write(f"{PROG}: error: {message}\n")
     return 1
@@ -79,12 +111,15 @@ def _fail(message: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: `cronjobs <group> <command> [options]`."""
+    # `--json` is accepted before or after the command; a later position must not reset an
+    # earlier one to False, hence SUPPRESS below the top level.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=JSON_HELP)
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Administer cronjobs. Configuration comes from CRON_* environment variables.",
     )
+    parser.add_argument("--json", action="store_true", default=False, help=JSON_HELP)
     groups = parser.add_subparsers(title="commands", metavar="<group>", required=True)
 
     db = _group(groups, "db", "database maintenance")
@@ -93,14 +128,35 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = _group(groups, "jobs", "inspect and control jobs (as an operator, all owners)")
     listing = _leaf(jobs, "list", "list jobs, oldest first", common, _jobs_list)
     listing.add_argument("--owner", help="only this owner's jobs")
+    listing.add_argument("--type", dest="job_type", help="only jobs of this type")
+    listing.add_argument(
+        "--status", choices=[status.value for status in JobStatus], help="only jobs in this state"
+    )
     listing.add_argument("--limit", type=_limit, default=50, help="at most N jobs (default 50)")
     for name, help_text, handler in (
         ("show", "show one job", _jobs_show),
+        ("delete", "delete a job (queued runs are skipped; history kept)", _jobs_delete),
         ("pause", "disable a job (it keeps its definition)", _jobs_pause),
         ("resume", "enable a job; its next run is computed from now", _jobs_resume),
         ("run-now", "queue a manual run (the schedule does not move)", _jobs_run_now),
     ):
         _leaf(jobs, name, help_text, common, handler).add_argument("id", help="job id")
+
+    runs = _group(groups, "runs", "run history of a job (also of a deleted one)")
+    run_listing = _leaf(runs, "list", "a job's runs, newest first", common, _runs_list)
+    run_listing.add_argument("id", help="job id")
+    run_listing.add_argument(
+        "--status",
+        choices=[status.value for status in RunStatus],
+        action="append",
+        help="only runs in this state (repeat for several)",
+    )
+    run_listing.add_argument(
+        "--trigger",
+        choices=[trigger.value for trigger in RunTrigger],
+        help="only runs started this way",
+    )
+    run_listing.add_argument("--limit", type=_limit, default=20, help="at most N runs (default 20)")
 
     token = _group(groups, "token", "test tokens (HS256, needs CRON_JWT_SECRET)")
     create = _leaf(token, "create", "print a signed token", common, _token_create)
@@ -124,6 +180,7 @@ SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 def _group(groups: SubParsers, name: str, help_text: str) -> SubParsers:
     parser = groups.add_parser(name, help=help_text, description=help_text)
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=JSON_HELP)
     return parser.add_subparsers(title="commands", metavar="<command>", required=True)
 
 
@@ -191,8 +248,42 @@ async def _db_init(args: argparse.Namespace, settings: Settings) -> Output:
 
 async def _jobs_list(args: argparse.Namespace, settings: Settings) -> Output:
     async def action(db: Database) -> Output:
-        jobs = await jobs_repo.list_jobs(db, owner_id=args.owner, limit=args.limit)
+        jobs = await jobs_repo.list_jobs(
+            db,
+            owner_id=args.owner,
+            limit=args.limit,
+            job_type=args.job_type,
+            status=None if args.status is None else JobStatus(args.status),
+        )
         return Output([_document(job) for job in jobs], JOB_COLUMNS)
+
+    return await _with_db(settings, action)
+
+
+async def _jobs_delete(args: argparse.Namespace, settings: Settings) -> Output:
+    job_id = _job_id(args.id)
+
+    async def action(db: Database) -> Output:
+        job = await jobs_repo.delete_job(db, job_id)
+        data = {"deleted": job_id, "ownerId": job.owner_id, "name": job.name}
+        return Output(data, text=f"deleted job {job_id} ({job.name!r} of {job.owner_id})")
+
+    return await _with_db(settings, action)
+
+
+async def _runs_list(args: argparse.Namespace, settings: Settings) -> Output:
+    job_id = _job_id(args.id)
+    which = jobs_repo.RunFilter(
+        statuses=tuple(RunStatus(status) for status in args.status or ()),
+        trigger=None if args.trigger is None else RunTrigger(args.trigger),
+    )
+
+    async def action(db: Database) -> Output:
+        runs = await jobs_repo.list_runs(db, job_id, limit=args.limit, which=which)
+        if not runs and await jobs_repo.get_job(db, job_id) is None:
+            raise jobs_repo.JobNotFoundError(job_id)
+        rows = [run.model_dump(by_alias=True) for run in runs]
+        return Output(rows, RUN_COLUMNS)
 
     return await _with_db(settings, action)
 
