@@ -67,7 +67,9 @@ def _job(store: SyncDatabase[dict[str, Any]], owner: str, name: str, **fields: A
     return str(job_id)
 
 
-def _run(store: SyncDatabase[dict[str, Any]], job_id: str, hour: int, status: str, trigger: str):
+def _run(
+    store: SyncDatabase[dict[str, Any]], job_id: str, hour: int, status: str, trigger: str
+) -> str:
     scheduled = T0 + timedelta(hours=hour)
     run_id = ObjectId()
     store[RUNS].insert_one(
@@ -88,6 +90,10 @@ def _run(store: SyncDatabase[dict[str, Any]], job_id: str, hour: int, status: st
     return str(run_id)
 
 
+def ids(rows: list[dict[str, Any]]) -> list[str]:
+    return [row["_id"] for row in rows]
+
+
 def test_jobs_list_filters_by_type_and_status(
     capsys: pytest.CaptureFixture[str],
     environ: dict[str, str],
@@ -96,7 +102,6 @@ def test_jobs_list_filters_by_type_and_status(
     mail = _job(store, "alice", "mail", type="sendEmail")
     paused = _job(store, "alice", "paused", status="paused")
     other = _job(store, "bob", "bobs", type="sendEmail", status="failed")
-    ids = lambda rows: [row["_id"] for row in rows]  # noqa: E731
     assert ids(_json(capsys, environ, "jobs", "list", "--type", "sendEmail", "--json")) == [
         mail,
         other,
