@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -12,11 +13,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.process.stack import GRACE_SECONDS, Stack, running_stack, wait_for
+from tests.process.stack import GRACE_SECONDS, ROOT, Stack, running_stack, wait_for
 
 pytestmark = pytest.mark.process
 
 RUN_TIMEOUT = 12.0
+RUN_ENV = ROOT / ".local" / "run.env"
+
+
+def _run_env() -> dict[str, str]:
+    values = {}
+    for line in RUN_ENV.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name] = shlex.split(value)[0]
+    return values
 
 
 @pytest.fixture
@@ -42,6 +53,13 @@ def test_local_stack_runs_a_job_and_stops_cleanly_on_sigint(stack: Stack) -> Non
     assert "curl" in stack.output() and f"{api}/schema" in stack.output()
     pids = stack.pids()
     assert set(pids) >= {"cronjobs-api", "cronjobs-worker"}
+    run_env = _run_env()
+    assert run_env["API"] == api and run_env["ADMIN_TOKEN"] == admin_token
+    # Made-up local secrets: the JWT secret and the httpRequest signing secret.
+    assert run_env["CRON_JWT_SECRET"].startswith("dev-")
+    assert run_env["CRON_HTTP_SIGNING_SECRET"].startswith("dev-")
+    assert len(run_env["CRON_HTTP_SIGNING_SECRET"]) > 32
+    assert (RUN_ENV.stat().st_mode & 0o777) == 0o600
 
     headers = {"Authorization": f"Bearer {admin_token}"}
     with httpx.Client(base_url=api, headers=headers, timeout=5.0) as client:
@@ -70,6 +88,8 @@ def test_local_stack_runs_a_job_and_stops_cleanly_on_sigint(stack: Stack) -> Non
     # run_local exits 0 only if the API and the worker exited 0 themselves.
     assert status == 0, stack.diagnostics()
     assert "exited with status" not in stack.output() and "killing" not in stack.output()
+    assert "http_signing_secret.default" not in stack.output() + stack.diagnostics()
+    assert not RUN_ENV.exists()
     assert not [name for name, pid in pids.items() if _alive(pid)]
     assert time.monotonic() - stopping < GRACE_SECONDS
     assert time.monotonic() - started < 40
