@@ -6,26 +6,24 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 import structlog
-from bson import ObjectId
-from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
-from shared import jobs_repo
-from shared.cli_output import Output, key_values, render
+from shared import cli_jobs, jobs_repo
+from shared.cli_db import CliError, with_db
+from shared.cli_output import Output, render
 from shared.db import (
     WORKERS,
     Database,
     IndexSetupError,
-    create_client,
     ensure_indexes,
-    get_database,
 )
 from shared.logging import configure_logging
-from shared.model import JobDocument, JobOptions, JobStatus, RunStatus, RunTrigger
+from shared.model import JobStatus, RunStatus, RunTrigger
 from shared.settings import Settings, SettingsError, load_settings
 from shared.tokens import TokenError, mint_token
 
@@ -34,20 +32,6 @@ log = structlog.get_logger(__name__)
 PROG = "cronjobs"
 JSON_HELP = "machine-readable JSON output (before or after the command)"
 LIST_LIMIT_MAX = 1000
-JOB_COLUMNS = ("_id", "ownerId", "name", "type", "cron", "timezone", "status", "nextRunAt")
-# The scheduling options' stored names (JobDocument puts them first; `jobs show` last).
-OPTION_FIELDS = tuple(field.alias or name for name, field in JobOptions.model_fields.items())
-RUN_COLUMNS = (
-    "_id",
-    "scheduledFor",
-    "trigger",
-    "attempt",
-    "status",
-    "notBefore",
-    "startedAt",
-    "durationMs",
-    "error",
-)
 WORKER_COLUMNS = ("name", "host", "pid", "version", "mode", "lastSeenAt", "runsInFlight", "state")
 # Failures an operator can act on: reported as one line, exit status 1.
 EXPECTED_ERRORS = (
@@ -59,12 +43,7 @@ EXPECTED_ERRORS = (
 )
 
 
-class CliError(Exception):
-    """A failure reported as one line on stderr with exit status 1."""
-
-
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, Output]]
-DbAction = Callable[[Database], Awaitable[Output]]
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -126,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _leaf(db, "init", "create or update the indexes (idempotent)", common, _db_init)
 
     jobs = _group(groups, "jobs", "inspect and control jobs (as an operator, all owners)")
-    listing = _leaf(jobs, "list", "list jobs, oldest first", common, _jobs_list)
+    listing = _leaf(jobs, "list", "list jobs, oldest first", common, cli_jobs.jobs_list)
     listing.add_argument("--owner", help="only this owner's jobs")
     listing.add_argument("--type", dest="job_type", help="only jobs of this type")
     listing.add_argument(
@@ -134,16 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--limit", type=_limit, default=50, help="at most N jobs (default 50)")
     for name, help_text, handler in (
-        ("show", "show one job", _jobs_show),
-        ("delete", "delete a job (queued runs are skipped; history kept)", _jobs_delete),
-        ("pause", "disable a job (it keeps its definition)", _jobs_pause),
-        ("resume", "enable a job; its next run is computed from now", _jobs_resume),
-        ("run-now", "queue a manual run (the schedule does not move)", _jobs_run_now),
+        ("show", "show one job", cli_jobs.jobs_show),
+        ("delete", "delete a job (queued runs are skipped; history kept)", cli_jobs.jobs_delete),
+        ("pause", "disable a job (it keeps its definition)", cli_jobs.jobs_pause),
+        ("resume", "enable a job; its next run is computed from now", cli_jobs.jobs_resume),
+        ("run-now", "queue a manual run (the schedule does not move)", cli_jobs.jobs_run_now),
     ):
         _leaf(jobs, name, help_text, common, handler).add_argument("id", help="job id")
 
     runs = _group(groups, "runs", "run history of a job (also of a deleted one)")
-    run_listing = _leaf(runs, "list", "a job's runs, newest first", common, _runs_list)
+    run_listing = _leaf(runs, "list", "a job's runs, newest first", common, cli_jobs.runs_list)
     run_listing.add_argument("id", help="job id")
     run_listing.add_argument(
         "--status",
@@ -213,116 +192,13 @@ def _limit(text: str) -> int:
     return value
 
 
-def _job_id(text: str) -> ObjectId:
-    if not ObjectId.is_valid(text):
-        raise CliError(f"invalid job id {text!r}: expected 24 hexadecimal characters")
-    return ObjectId(text)
-
-
-async def _get_job(db: Database, job_id: ObjectId) -> JobDocument:
-    job = await jobs_repo.get_job(db, job_id)
-    if job is None:
-        raise jobs_repo.JobNotFoundError(job_id)
-    return job
-
-
-async def _with_db(settings: Settings, action: DbAction) -> Output:
-    try:
-        client = create_client(settings)
-    except (ValueError, ConfigurationError) as error:  # the URI itself is malformed
-        raise CliError(f"invalid CRON_MONGODB_URI: {error}") from None
-    try:
-        return await action(get_database(client, settings))
-    finally:
-        await client.close()
-
-
 async def _db_init(args: argparse.Namespace, settings: Settings) -> Output:
     async def action(db: Database) -> Output:
         await ensure_indexes(db, settings)
         data = {"database": settings.db_name, "indexes": "ok"}
         return Output(data, text=f"indexes of database {settings.db_name!r} are up to date")
 
-    return await _with_db(settings, action)
-
-
-async def _jobs_list(args: argparse.Namespace, settings: Settings) -> Output:
-    async def action(db: Database) -> Output:
-        jobs = await jobs_repo.list_jobs(
-            db,
-            owner_id=args.owner,
-            limit=args.limit,
-            job_type=args.job_type,
-            status=None if args.status is None else JobStatus(args.status),
-        )
-        return Output([_document(job) for job in jobs], JOB_COLUMNS)
-
-    return await _with_db(settings, action)
-
-
-async def _jobs_delete(args: argparse.Namespace, settings: Settings) -> Output:
-    job_id = _job_id(args.id)
-
-    async def action(db: Database) -> Output:
-        job = await jobs_repo.delete_job(db, job_id)
-        data = {"deleted": job_id, "ownerId": job.owner_id, "name": job.name}
-        return Output(data, text=f"deleted job {job_id} ({job.name!r} of {job.owner_id})")
-
-    return await _with_db(settings, action)
-
-
-async def _runs_list(args: argparse.Namespace, settings: Settings) -> Output:
-    job_id = _job_id(args.id)
-    which = jobs_repo.RunFilter(
-        statuses=tuple(RunStatus(status) for status in args.status or ()),
-        trigger=None if args.trigger is None else RunTrigger(args.trigger),
-    )
-
-    async def action(db: Database) -> Output:
-        runs = await jobs_repo.list_runs(db, job_id, limit=args.limit, which=which)
-        if not runs and await jobs_repo.get_job(db, job_id) is None:
-            raise jobs_repo.JobNotFoundError(job_id)
-        rows = [run.model_dump(by_alias=True) for run in runs]
-        return Output(rows, RUN_COLUMNS)
-
-    return await _with_db(settings, action)
-
-
-async def _jobs_show(args: argparse.Namespace, settings: Settings) -> Output:
-    job_id = _job_id(args.id)
-
-    async def action(db: Database) -> Output:
-        return _job_output(await _get_job(db, job_id))
-
-    return await _with_db(settings, action)
-
-
-async def _jobs_pause(args: argparse.Namespace, settings: Settings) -> Output:
-    return await _set_enabled(args, settings, enabled=False)
-
-
-async def _jobs_resume(args: argparse.Namespace, settings: Settings) -> Output:
-    return await _set_enabled(args, settings, enabled=True)
-
-
-async def _set_enabled(args: argparse.Namespace, settings: Settings, *, enabled: bool) -> Output:
-    job_id = _job_id(args.id)
-
-    async def action(db: Database) -> Output:
-        return _job_output(await jobs_repo.set_enabled(db, job_id, enabled=enabled))
-
-    return await _with_db(settings, action)
-
-
-async def _jobs_run_now(args: argparse.Namespace, settings: Settings) -> Output:
-    job_id = _job_id(args.id)
-
-    async def action(db: Database) -> Output:
-        run_id = await jobs_repo.queue_run_now(db, await _get_job(db, job_id))
-        data = {"runId": run_id, "jobId": job_id, "status": "pending"}
-        return Output(data, text=f"queued run {run_id} of job {job_id}")
-
-    return await _with_db(settings, action)
+    return await with_db(settings, action)
 
 
 async def _token_create(args: argparse.Namespace, settings: Settings) -> Output:
@@ -350,19 +226,7 @@ async def _workers_list(args: argparse.Namespace, settings: Settings) -> Output:
             rows.append(worker)
         return Output(rows, WORKER_COLUMNS)
 
-    return await _with_db(settings, action)
-
-
-def _job_output(job: JobDocument) -> Output:
-    document = _document(job)
-    return Output(document, text=key_values(document))
-
-
-def _document(job: JobDocument) -> dict[str, Any]:
-    """A job as stored (camelCase field names), identity first and scheduling options last."""
-    stored = job.model_dump(by_alias=True)
-    options = {name: stored.pop(name) for name in OPTION_FIELDS}
-    return {**stored, **options}
+    return await with_db(settings, action)
 
 
 if __name__ == "__main__":
