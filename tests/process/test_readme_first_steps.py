@@ -46,8 +46,12 @@ def test_the_blocks_cover_the_whole_path() -> None:
 
 
 def test_readme_first_steps_run_verbatim(tmp_path: Path) -> None:
-    # A second shell: no CRON_* variables, no virtual environment on the PATH.
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("CRON_")}
+    # A second shell: no CRON_* variables, no virtual environment on the PATH, not inside make.
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("CRON_") and key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}
+    }
     venv_bin = str(Path(os.environ.get("VIRTUAL_ENV", "/nonexistent")) / "bin")
     environ["PATH"] = os.pathsep.join(
         part for part in environ.get("PATH", "").split(os.pathsep) if part != venv_bin

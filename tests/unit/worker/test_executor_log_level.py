@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from shared.model import RunStatus
@@ -10,6 +14,18 @@ from tests.unit.worker.test_executor import claim, executor  # noqa: F401 - the 
 from worker.executor import Executor
 
 
+@pytest.fixture
+def every_level() -> Iterator[None]:
+    """Info lines pass whatever level an earlier test configured (restored afterwards)."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("every_level")
 @pytest.mark.parametrize(
     ("handler", "status", "level"),
     [
