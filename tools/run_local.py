@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -37,16 +36,34 @@ ADMIN_USER = "admin"
 
 
 class StopRequest:
-    """Counts SIGINT/SIGTERM: the first asks for a clean stop, the second for an immediate one."""
+    """Counts SIGINT/SIGTERM: the first asks for a clean stop, the second for an immediate one.
+
+    The handler only increments a counter: taking a lock there (threading.Event.set) can
+    deadlock when the signal arrives while the main thread holds that same lock.
+    """
+
+    POLL_SECONDS = 0.05
 
     def __init__(self) -> None:
         self.count = 0
-        self.event = threading.Event()
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         """Signal handler."""
         self.count += 1
-        self.event.set()
+
+    def is_set(self) -> bool:
+        """Whether a stop was requested."""
+        return self.count > 0
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds, less if a stop is requested; whether one was."""
+        deadline = time.monotonic() + timeout
+        while not self.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(self.POLL_SECONDS, left))
+        return self.is_set()
 
 
 def main() -> int:
@@ -145,7 +162,7 @@ def _run_services(
     outcome = 0
     try:
         for name in ("cronjobs-api", "cronjobs-worker"):
-            if stop.event.is_set():
+            if stop.is_set():
                 break
             # Own process group: a terminal Ctrl-C must not reach them twice (a second signal
             # makes the worker exit at once); this process forwards one SIGTERM instead.
@@ -163,7 +180,7 @@ def _run_services(
             if failed:
                 _say(f"run_local: {failed} exited unexpectedly; stopping the stack")
                 outcome = 1
-        elif not stop.event.is_set():
+        elif not stop.is_set():
             outcome = 1
     finally:
         clean = _stop_children(children, settings, stop)
@@ -198,7 +215,7 @@ def _wait_until_ready(
     url = _api_base(settings) + "/readyz"
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline and not stop.event.is_set():
+        while time.monotonic() < deadline and not stop.is_set():
             exited = _first_exited(children)
             if exited:
                 _say(f"run_local: {exited} exited during start-up")
@@ -208,8 +225,8 @@ def _wait_until_ready(
                     return True
             except httpx.TransportError:
                 pass
-            stop.event.wait(0.2)
-    if not stop.event.is_set():
+            stop.wait(0.2)
+    if not stop.is_set():
         _say(f"run_local: {url} did not answer 200 within {READY_TIMEOUT_SECONDS:.0f} s")
     return False
 
@@ -223,7 +240,7 @@ def _first_exited(children: Mapping[str, subprocess.Popen[bytes]]) -> str | None
 
 def _wait_for_stop(children: Mapping[str, subprocess.Popen[bytes]], stop: StopRequest) -> str:
     """Block until a stop signal ('') or a child's unexpected exit (its description)."""
-    while not stop.event.wait(0.5):
+    while not stop.wait(0.5):
         exited = _first_exited(children)
         if exited:
             return exited
