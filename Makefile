@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@echo "install: upgrading pip"
 	@$(BIN)/pip install --quiet --upgrade pip
 	@echo "install: installing cronjobs and its Python dependencies into $(VENV)/" \
-		"(pyproject.toml; 15 s with a warm cache, a few minutes on a cold one)"
+		"(pyproject.toml; 15-60 s with a warm pip cache, a few minutes on a cold one)"
 	@$(BIN)/pip install --quiet --progress-bar off -e '.[dev]'
 	@touch $@
 	@echo "install: Python environment ready"
