@@ -7,6 +7,7 @@ MONGO_STAMP := .local/mongo-lib/.fetched
 
 RUN_ENV := .local/run.env
 CLIENT_DIR := clients/typescript
+CLIENT_STAMP := $(CLIENT_DIR)/node_modules/.installed-stamp
 
 .PHONY: install system-deps client-deps run token test lint typecheck unit bench clean
 
@@ -52,9 +53,12 @@ system-deps:
 
 # The TypeScript client check's npm packages (pinned in $(CLIENT_DIR)/package-lock.json) into
 # the git-ignored $(CLIENT_DIR)/node_modules/; needs node and npm.
-client-deps:
-	@echo "client-deps: npm ci in $(CLIENT_DIR)/ (openapi-typescript, typescript)"
+client-deps: $(CLIENT_STAMP)
+
+$(CLIENT_STAMP): $(CLIENT_DIR)/package.json $(CLIENT_DIR)/package-lock.json
+	@echo "client-deps: npm ci in $(CLIENT_DIR)/ (openapi-typescript, typescript; a few seconds)"
 	@cd $(CLIENT_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 test: system-deps client-deps lint typecheck
 	$(BIN)/python -m pytest
