@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import errno
 import signal
+import socket
 import sys
+from collections.abc import Sequence
 
 import uvicorn
 from litestar import Litestar
@@ -23,13 +27,23 @@ def app_from_environment() -> Litestar:
     return create_app(settings)
 
 
-def main() -> int:
-    """Check the configuration, then serve; exit status 2 with one line on bad settings."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Check the configuration and the port, then serve; exit status 2 with one line if not."""
+    argparse.ArgumentParser(
+        prog="cronjobs-api",
+        description="Serve the cronjobs management API on CRON_API_HOST:CRON_API_PORT "
+        "(CRON_API_WORKERS processes). Configuration comes from CRON_* environment variables; "
+        "see README.md, Configuration.",
+    ).parse_args(argv)
     try:
         settings = load_settings()
         TokenVerifier(settings)  # fail fast when no usable key is configured
     except SettingsError as error:
         sys.stderr.write(f"cronjobs-api: {error}\n")
+        return 2
+    problem = port_problem(settings.api_host, settings.api_port)
+    if problem:
+        sys.stderr.write(f"cronjobs-api: {problem}\n")
         return 2
     configure_logging(settings, "api")
     # uvicorn re-raises the stop signal once it has shut down gracefully; with these handlers
@@ -48,6 +62,29 @@ def main() -> int:
         lifespan="on",
     )
     return 0
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the API could not listen on host:port (one line naming CRON_API_PORT), or None.
+
+    A probe bind with SO_REUSEADDR, as uvicorn binds: it fails only while something listens.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            return (
+                f"port {port} on {host} is already in use; stop what listens there or set "
+                "CRON_API_PORT to a free port"
+            )
+        reason = error.strerror or str(error)
+        return f"cannot listen on {host}:{port} ({reason}); check CRON_API_HOST and CRON_API_PORT"
+    return None
 
 
 def _exit_cleanly(number: int, frame: object) -> None:

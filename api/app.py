@@ -61,7 +61,7 @@ def create_app(settings: Settings, registry: JobTypeRegistry | None = None) -> L
             rate_limit_config(settings, PUBLIC_PATHS).middleware,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=openapi_config(),
+        openapi_config=openapi_config(registry),
         plugins=[PydanticPlugin(prefer_alias=True)],
         request_class=ApiRequest,
         request_max_body_size=settings.max_body_bytes,

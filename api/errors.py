@@ -30,6 +30,28 @@ INVALID_TOKEN_CHALLENGE: Final = 'Bearer realm="cronjobs", error="invalid_token"
 # At most this many field errors in one answer: enough to fix a form, bounded for hostile input.
 MAX_FIELD_ERRORS: Final = 50
 _INDEX: Final = re.compile(r"\.(\d+)(?=\.|$)")
+# pydantic / msgspec phrasings rewritten so that a message says what to send, after the field.
+_REWRITES: Final = (
+    (re.compile(r"^(?:Value|Assertion) error, "), ""),
+    (re.compile(r"^Field required$"), "is required"),
+    (re.compile(r"^Extra inputs are not permitted$"), "is not a known field (remove it)"),
+    (
+        re.compile(r"^Input should be a valid dictionary or instance of \w+$"),
+        "must be a JSON object",
+    ),
+    (re.compile(r"^Input should be a valid dictionary$"), "must be a JSON object"),
+    (re.compile(r"^Input should be "), "must be "),
+    (re.compile(r"^String should have "), "must have "),
+    (re.compile(r"^List should have "), "must have "),
+)
+# msgspec (query and header parameters): "Expected `int` >= 1", "Expected `bool | null`, got `str`".
+_EXPECTED: Final = re.compile(r"^Expected `([^`]*)`(.*?)(?:, got `[^`]*`)?$")
+_TYPE_WORDS: Final = {
+    "int": "an integer",
+    "bool": "true or false",
+    "str": "text",
+    "float": "a number",
+}
 
 
 class ApiError(Exception):
@@ -50,10 +72,27 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+def plain_message(message: str) -> str:
+    """A validation library's message as an expectation: "must be an integer", "is required"."""
+    for pattern, replacement in _REWRITES:
+        message = pattern.sub(replacement, message, count=1)
+    expected = _EXPECTED.match(message)
+    if expected:
+        kinds = [kind.strip() for kind in expected.group(1).split("|") if kind.strip() != "null"]
+        words = " or ".join(_TYPE_WORDS.get(kind, kind) for kind in kinds)
+        message = f"must be {words}{expected.group(2)}"
+    return message
+
+
+def summary(errors: Sequence[FieldError]) -> str:
+    """`field: message; ...` for the first few errors (the `detail` of a 422)."""
+    text = "; ".join(f"{error.field}: {error.message}" for error in errors[:3])
+    return text + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
+
+
 def invalid(errors: Sequence[FieldError], detail: str = "") -> ApiError:
     """422 naming each offending field."""
-    summary = detail or "; ".join(f"{error.field}: {error.message}" for error in errors[:3])
-    return ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, summary or "the request is invalid", errors)
+    return ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, detail or summary(errors), errors)
 
 
 def field_error(field: str, message: str) -> FieldError:
@@ -109,11 +148,13 @@ def _validation_errors(extra: Any, parameter_names: Mapping[str, str]) -> list[F
         if item.get("source") != "body":
             key = parameter_names.get(key, key)
         field = _field_name(key)
-        message = str(item.get("message", "invalid value"))
-        if field == "body" and message.strip("'") == "data":
+        message = plain_message(str(item.get("message", "invalid value")))
+        if field == "body" and message.strip("'") in {"data", "is required"}:
+            message = "a JSON object body is required"
+        if field == "body" and message.startswith("must be a JSON object"):
             message = "a JSON object body is required"
         errors.append(field_error(field, message))
-    return errors or [field_error("body", "invalid request")]
+    return errors or [field_error("body", "a JSON object body is required")]
 
 
 def handle_api_error(_: Request[Any, Any, Any], error: ApiError) -> Response[Problem]:
@@ -129,7 +170,7 @@ def handle_http_exception(
     status = error.status_code
     if isinstance(error, ValidationException):
         errors = _validation_errors(error.extra, _parameter_names(request))
-        return problem(HTTPStatus.UNPROCESSABLE_ENTITY, "the request is invalid", errors, headers)
+        return problem(HTTPStatus.UNPROCESSABLE_ENTITY, summary(errors), errors, headers)
     if isinstance(error, NotAuthorizedException):
         headers.setdefault(WWW_AUTHENTICATE, BEARER_CHALLENGE)
     if isinstance(error, TooManyRequestsException):

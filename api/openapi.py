@@ -7,11 +7,12 @@ from typing import Final
 
 from litestar.datastructures import ResponseHeader
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
+from api.openapi_docs import render_plugins
 from api.schemas.common import Problem
 from shared import __version__
+from shared.registry import JobTypeRegistry
 
 BASE_PATH: Final = "/api/cron"
 SCHEMA_PATH: Final = f"{BASE_PATH}/schema"
@@ -39,6 +40,13 @@ LOCATION_HEADER: Final = ResponseHeader(
 )
 
 
+NOT_MODIFIED: Final = ResponseSpec(
+    data_container=None,
+    description="If-None-Match names the current ETag: no body.",
+    generate_examples=False,
+)
+
+
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
     """Documented error responses (the error shape) for these statuses, plus 400, 401, 429, 431."""
     wanted = sorted({*statuses, 400, 401, 429, 431})
@@ -52,15 +60,15 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def openapi_config() -> OpenAPIConfig:
-    """Served at /api/cron/schema (openapi.json under it)."""
+def openapi_config(registry: JobTypeRegistry) -> OpenAPIConfig:
+    """Served at /api/cron/schema (openapi.json under it); payloads typed by `registry`."""
     return OpenAPIConfig(
         title="cronjobs API",
         version=__version__,
         description="Manage your own scheduled jobs. Every `/api/cron` endpoint except "
         "healthz / readyz needs `Authorization: Bearer <JWT>`; errors share one shape.",
         path=SCHEMA_PATH,
-        render_plugins=[ScalarRenderPlugin()],
+        render_plugins=render_plugins(registry, SCHEMA_PATH),
         components=Components(
             security_schemes={
                 SECURITY_SCHEME: SecurityScheme(

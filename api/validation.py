@@ -10,7 +10,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from api.auth import Principal
-from api.errors import ApiError, field_error, invalid
+from api.errors import ApiError, field_error, invalid, plain_message
 from api.schemas.common import FieldError
 from api.schemas.jobs import JobReplace
 from shared.job_types.limits import json_depth
@@ -154,7 +154,10 @@ class JobValidator:
         try:
             self.registry.validate_payload(spec.type, spec.payload, context)
         except ValidationError as error:
-            return [field_error(_payload_path(item["loc"]), item["msg"]) for item in error.errors()]
+            return [
+                field_error(_payload_path(item["loc"]), plain_message(item["msg"]))
+                for item in error.errors()
+            ]
         except PayloadRuleError as error:
             return [field_error(_payload_path((error.field,)), error.message)]
         return []

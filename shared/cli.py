@@ -6,26 +6,32 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
-from bson import ObjectId
-from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError
+import structlog
+from pymongo.errors import ConnectionFailure, PyMongoError
 
-from shared import jobs_repo, quota
-from shared.cli_output import Output, key_values, render
-from shared.db import WORKERS, Database, create_client, ensure_indexes, get_database
+from shared import cli_jobs, jobs_repo, quota
+from shared.cli_db import CliError, with_db
+from shared.cli_output import Output, render
+from shared.db import (
+    WORKERS,
+    Database,
+    IndexSetupError,
+    ensure_indexes,
+)
 from shared.logging import configure_logging
-from shared.model import JobDocument, JobOptions
+from shared.model import JobStatus, RunStatus, RunTrigger
 from shared.settings import Settings, SettingsError, load_settings
 from shared.tokens import TokenError, mint_token
 
+log = structlog.get_logger(__name__)
+
 PROG = "cronjobs"
+JSON_HELP = "machine-readable JSON output (before or after the command)"
 LIST_LIMIT_MAX = 1000
-JOB_COLUMNS = ("_id", "ownerId", "name", "type", "cron", "timezone", "status", "nextRunAt")
-# The scheduling options' stored names (JobDocument puts them first; `jobs show` last).
-OPTION_FIELDS = tuple(field.alias or name for name, field in JobOptions.model_fields.items())
 QUOTA_COLUMNS = ("ownerId", "was", "jobs")
 WORKER_COLUMNS = ("name", "host", "pid", "version", "mode", "lastSeenAt", "runsInFlight", "state")
 # Failures an operator can act on: reported as one line, exit status 1.
@@ -38,12 +44,7 @@ EXPECTED_ERRORS = (
 )
 
 
-class CliError(Exception):
-    """A failure reported as one line on stderr with exit status 1."""
-
-
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, Output]]
-DbAction = Callable[[Database], Awaitable[Output]]
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -60,6 +61,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return _fail(str(error))
     except PyMongoError as error:
         return _fail(_database_problem(error))
+    except IndexSetupError as error:
+        return _fail(_first_line(error))
+    except Exception as error:  # anything else: one line, the traceback only in the debug log
+        log.debug("cli.unexpected_error", exc_info=True)
+        return _fail(f"unexpected {type(error).__name__}: {_first_line(error)}")
     render(output, as_json=args.json, out=sys.stdout)
     return 0
 
@@ -73,6 +79,11 @@ def _database_problem(error: PyMongoError) -> str:
     return f"database error: {detail}"
 
 
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def _fail(message: str) -> int:
     sys.stderr.write(f"{PROG}: error: {message}\n")
     return 1
@@ -80,28 +91,52 @@ def _fail(message: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: `cronjobs <group> <command> [options]`."""
+    # `--json` is accepted before or after the command; a later position must not reset an
+    # earlier one to False, hence SUPPRESS below the top level.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=JSON_HELP)
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Administer cronjobs. Configuration comes from CRON_* environment variables.",
     )
+    parser.add_argument("--json", action="store_true", default=False, help=JSON_HELP)
     groups = parser.add_subparsers(title="commands", metavar="<group>", required=True)
 
     db = _group(groups, "db", "database maintenance")
     _leaf(db, "init", "create or update the indexes (idempotent)", common, _db_init)
 
     jobs = _group(groups, "jobs", "inspect and control jobs (as an operator, all owners)")
-    listing = _leaf(jobs, "list", "list jobs, oldest first", common, _jobs_list)
+    listing = _leaf(jobs, "list", "list jobs, oldest first", common, cli_jobs.jobs_list)
     listing.add_argument("--owner", help="only this owner's jobs")
+    listing.add_argument("--type", dest="job_type", help="only jobs of this type")
+    listing.add_argument(
+        "--status", choices=[status.value for status in JobStatus], help="only jobs in this state"
+    )
     listing.add_argument("--limit", type=_limit, default=50, help="at most N jobs (default 50)")
     for name, help_text, handler in (
-        ("show", "show one job", _jobs_show),
-        ("pause", "disable a job (it keeps its definition)", _jobs_pause),
-        ("resume", "enable a job; its next run is computed from now", _jobs_resume),
-        ("run-now", "queue a manual run (the schedule does not move)", _jobs_run_now),
+        ("show", "show one job", cli_jobs.jobs_show),
+        ("delete", "delete a job (queued runs are skipped; history kept)", cli_jobs.jobs_delete),
+        ("pause", "disable a job (it keeps its definition)", cli_jobs.jobs_pause),
+        ("resume", "enable a job; its next run is computed from now", cli_jobs.jobs_resume),
+        ("run-now", "queue a manual run (the schedule does not move)", cli_jobs.jobs_run_now),
     ):
         _leaf(jobs, name, help_text, common, handler).add_argument("id", help="job id")
+
+    runs = _group(groups, "runs", "run history of a job (also of a deleted one)")
+    run_listing = _leaf(runs, "list", "a job's runs, newest first", common, cli_jobs.runs_list)
+    run_listing.add_argument("id", help="job id")
+    run_listing.add_argument(
+        "--status",
+        choices=[status.value for status in RunStatus],
+        action="append",
+        help="only runs in this state (repeat for several)",
+    )
+    run_listing.add_argument(
+        "--trigger",
+        choices=[trigger.value for trigger in RunTrigger],
+        help="only runs started this way",
+    )
+    run_listing.add_argument("--limit", type=_limit, default=20, help="at most N runs (default 20)")
 
     quotas = _group(groups, "quota", "per-owner job quota counters")
     recount = _leaf(
@@ -135,6 +170,7 @@ SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 def _group(groups: SubParsers, name: str, help_text: str) -> SubParsers:
     parser = groups.add_parser(name, help=help_text, description=help_text)
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=JSON_HELP)
     return parser.add_subparsers(title="commands", metavar="<command>", required=True)
 
 
@@ -167,82 +203,13 @@ def _limit(text: str) -> int:
     return value
 
 
-def _job_id(text: str) -> ObjectId:
-    if not ObjectId.is_valid(text):
-        raise CliError(f"invalid job id {text!r}: expected 24 hexadecimal characters")
-    return ObjectId(text)
-
-
-async def _get_job(db: Database, job_id: ObjectId) -> JobDocument:
-    job = await jobs_repo.get_job(db, job_id)
-    if job is None:
-        raise jobs_repo.JobNotFoundError(job_id)
-    return job
-
-
-async def _with_db(settings: Settings, action: DbAction) -> Output:
-    try:
-        client = create_client(settings)
-    except (ValueError, ConfigurationError) as error:  # the URI itself is malformed
-        raise CliError(f"invalid CRON_MONGODB_URI: {error}") from None
-    try:
-        return await action(get_database(client, settings))
-    finally:
-        await client.close()
-
-
 async def _db_init(args: argparse.Namespace, settings: Settings) -> Output:
     async def action(db: Database) -> Output:
         await ensure_indexes(db, settings)
         data = {"database": settings.db_name, "indexes": "ok"}
         return Output(data, text=f"indexes of database {settings.db_name!r} are up to date")
 
-    return await _with_db(settings, action)
-
-
-async def _jobs_list(args: argparse.Namespace, settings: Settings) -> Output:
-    async def action(db: Database) -> Output:
-        jobs = await jobs_repo.list_jobs(db, owner_id=args.owner, limit=args.limit)
-        return Output([_document(job) for job in jobs], JOB_COLUMNS)
-
-    return await _with_db(settings, action)
-
-
-async def _jobs_show(args: argparse.Namespace, settings: Settings) -> Output:
-    job_id = _job_id(args.id)
-
-    async def action(db: Database) -> Output:
-        return _job_output(await _get_job(db, job_id))
-
-    return await _with_db(settings, action)
-
-
-async def _jobs_pause(args: argparse.Namespace, settings: Settings) -> Output:
-    return await _set_enabled(args, settings, enabled=False)
-
-
-async def _jobs_resume(args: argparse.Namespace, settings: Settings) -> Output:
-    return await _set_enabled(args, settings, enabled=True)
-
-
-async def _set_enabled(args: argparse.Namespace, settings: Settings, *, enabled: bool) -> Output:
-    job_id = _job_id(args.id)
-
-    async def action(db: Database) -> Output:
-        return _job_output(await jobs_repo.set_enabled(db, job_id, enabled=enabled))
-
-    return await _with_db(settings, action)
-
-
-async def _jobs_run_now(args: argparse.Namespace, settings: Settings) -> Output:
-    job_id = _job_id(args.id)
-
-    async def action(db: Database) -> Output:
-        run_id = await jobs_repo.queue_run_now(db, await _get_job(db, job_id))
-        data = {"runId": run_id, "jobId": job_id, "status": "pending"}
-        return Output(data, text=f"queued run {run_id} of job {job_id}")
-
-    return await _with_db(settings, action)
+    return await with_db(settings, action)
 
 
 async def _quota_recount(args: argparse.Namespace, settings: Settings) -> Output:
@@ -251,7 +218,7 @@ async def _quota_recount(args: argparse.Namespace, settings: Settings) -> Output
         rows = [{"ownerId": owner, "was": old, "jobs": new} for owner, old, new in changes]
         return Output(rows, QUOTA_COLUMNS)
 
-    return await _with_db(settings, action)
+    return await with_db(settings, action)
 
 
 async def _token_create(args: argparse.Namespace, settings: Settings) -> Output:
@@ -279,19 +246,7 @@ async def _workers_list(args: argparse.Namespace, settings: Settings) -> Output:
             rows.append(worker)
         return Output(rows, WORKER_COLUMNS)
 
-    return await _with_db(settings, action)
-
-
-def _job_output(job: JobDocument) -> Output:
-    document = _document(job)
-    return Output(document, text=key_values(document))
-
-
-def _document(job: JobDocument) -> dict[str, Any]:
-    """A job as stored (camelCase field names), identity first and scheduling options last."""
-    stored = job.model_dump(by_alias=True)
-    options = {name: stored.pop(name) for name in OPTION_FIELDS}
-    return {**stored, **options}
+    return await with_db(settings, action)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ _MACROS = {
 _FIELD_COUNT_HINT = "expected 5 fields (or 6 with a leading seconds field)"
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 _LETTERS = re.compile(r"[A-Za-z]+", re.ASCII)
+# `FRI#2`, `5#2`: the nth (1..5) such weekday of the month.
+_NTH_WEEKDAY = re.compile(r"([0-9]+|[A-Za-z]+)#([0-9]+)", re.ASCII)
+_LAST_DAY = "L"
 # Longest month per month number; February counts its leap day so Feb 29 schedules are valid.
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -71,12 +74,20 @@ def parse_cron(cron: str) -> ParsedCron:
     fields = (_SECOND, *_FIVE) if has_seconds else _FIVE
     texts: list[str] = []
     values: list[frozenset[int] | None] = []
+    specials: list[tuple[str, ...]] = []
     for field, part in zip(fields, parts, strict=True):
-        text, allowed = _parse_field(field, part)
+        text, allowed, special = _parse_field(field, part)
         texts.append(text)
         values.append(allowed)
-    values[-3] = _day_values(*values[-3:])
-    return ParsedCron(" ".join(texts), " ".join(_explicit(v) for v in values), has_seconds)
+        specials.append(special)
+    if specials[-1] and values[-3] is not None:
+        raise CronSyntaxError(
+            "day-of-week field: '#' cannot be combined with a day-of-month; use '*' there"
+        )
+    if not specials[-3]:  # `L` exists in every month
+        values[-3] = _day_values(*values[-3:])
+    explicit = " ".join(_explicit(v, x) for v, x in zip(values, specials, strict=True))
+    return ParsedCron(" ".join(texts), explicit, has_seconds)
 
 
 def _expand_macro(parts: list[str]) -> list[str]:
@@ -91,22 +102,55 @@ def _expand_macro(parts: list[str]) -> list[str]:
     return _MACROS[macro].split()
 
 
-def _parse_field(field: _Field, text: str) -> tuple[str, frozenset[int] | None]:
-    """Return the normalised field text and its values, None meaning an unrestricted `*`."""
+def _parse_field(field: _Field, text: str) -> tuple[str, frozenset[int] | None, tuple[str, ...]]:
+    """The normalised field text, its values (None: an unrestricted `*`) and its special items
+    (`L` in day-of-month, `n#k` in day-of-week) in the form croniter reads."""
     if text in ("*", "?"):
         if text == "?" and field not in (_DOM, _DOW):
             raise CronSyntaxError(
                 f"{field.label} field: '?' is only allowed in day-of-month and day-of-week"
             )
-        return "*", None
+        return "*", None, ()
     values: set[int] = set()
+    specials: list[str] = []
     for item in text.split(","):
         if not item:
             raise CronSyntaxError(f"{field.label} field: empty list item in {text!r}")
-        values |= _parse_item(field, item)
+        special = _parse_special(field, item)
+        if special:
+            specials.append(special)
+        else:
+            values |= _parse_item(field, item)
     if field is _DOW:
         values = {value % 7 for value in values}  # 7 is Sunday as well
-    return text.upper(), frozenset(values)
+        if specials and values:
+            raise CronSyntaxError(
+                "day-of-week field: an nth weekday ('#') cannot be listed with plain weekdays"
+            )
+    return text.upper(), frozenset(values), tuple(dict.fromkeys(specials))
+
+
+def _parse_special(field: _Field, item: str) -> str | None:
+    """`L` (last day of the month) or `weekday#n` (nth weekday of the month); None otherwise."""
+    if item.upper() == _LAST_DAY:
+        if field is not _DOM:
+            raise CronSyntaxError(
+                f"{field.label} field: 'L' (last day of the month) belongs in day-of-month"
+            )
+        return _LAST_DAY
+    nth = _NTH_WEEKDAY.fullmatch(item)
+    if "#" not in item:
+        return None
+    if field is not _DOW or nth is None:
+        raise CronSyntaxError(
+            f"{field.label} field: {item!r} is not valid; '#' is written weekday#n in "
+            "day-of-week, e.g. FRI#2 for the second Friday of the month"
+        )
+    weekday = _parse_value(field, nth.group(1), item) % 7
+    occurrence = int(nth.group(2))
+    if not 1 <= occurrence <= 5:
+        raise CronSyntaxError(f"day-of-week field: {item!r}: n in weekday#n must be 1-5")
+    return f"{weekday}#{occurrence}"
 
 
 def _parse_item(field: _Field, item: str) -> set[int]:
@@ -166,7 +210,9 @@ def _day_values(
     return None
 
 
-def _explicit(values: frozenset[int] | None) -> str:
+def _explicit(values: frozenset[int] | None, specials: tuple[str, ...] = ()) -> str:
     # croniter misreads some valid forms ("12/1" as every month, "5-5" as the whole field),
-    # so it only ever sees `*` or a plain list of numbers.
-    return "*" if values is None else ",".join(str(value) for value in sorted(values))
+    # so it only ever sees `*`, a plain list of numbers, `L` or `n#k`.
+    if values is None:
+        return "*"
+    return ",".join([*(str(value) for value in sorted(values)), *specials])

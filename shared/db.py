@@ -49,6 +49,10 @@ def get_database(client: AsyncMongoClient[Document], settings: Settings) -> Data
     return client[settings.db_name]
 
 
+class IndexSetupError(RuntimeError):
+    """An index cannot be created (for example duplicates where a unique index is wanted)."""
+
+
 def index_plan(settings: Settings) -> dict[str, list[IndexModel]]:
     """Every index the service relies on, per collection."""
     return {
@@ -118,7 +122,7 @@ async def ensure_indexes(db: Database, settings: Settings) -> None:
             try:
                 await collection.create_indexes([model])
             except OperationFailure as error:
-                raise RuntimeError(
+                raise IndexSetupError(
                     f"cannot create index {wanted['name']} on {collection_name}: {error}"
                 ) from error
 

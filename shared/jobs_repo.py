@@ -411,15 +411,63 @@ async def _run_is_busy(db: Database, run_id: ObjectId) -> bool:
     return run.get("status") in BUSY_RUN_STATUSES
 
 
+@dataclass(frozen=True)
+class RunFilter:
+    """Which of a job's runs to list: any of `statuses`, one trigger, a `scheduledFor` range.
+
+    `since` is inclusive and `until` exclusive; an empty filter lists every run.
+    """
+
+    statuses: tuple[RunStatus, ...] = ()
+    trigger: RunTrigger | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def query(self) -> Document:
+        """The filter's part of a `cron_runs` query."""
+        query: Document = {}
+        if self.statuses:
+            query["status"] = {"$in": [status.value for status in self.statuses]}
+        if self.trigger is not None:
+            query["trigger"] = self.trigger.value
+        scheduled: Document = {}
+        if self.since is not None:
+            scheduled["$gte"] = self.since
+        if self.until is not None:
+            scheduled["$lt"] = self.until
+        if scheduled:
+            query["scheduledFor"] = scheduled
+        return query
+
+
 async def list_runs(
-    db: Database, job_id: ObjectId, *, limit: int = 50, before: ObjectId | None = None
+    db: Database,
+    job_id: ObjectId,
+    *,
+    limit: int = 50,
+    before: ObjectId | None = None,
+    which: RunFilter | None = None,
+    owner_id: str | None = None,
 ) -> list[RunDocument]:
-    """The job's runs, newest first (`_id` descending), older than the cursor `before`."""
-    query: Document = {"jobId": job_id}
+    """The job's runs, newest first (`_id` descending), older than the cursor `before`.
+
+    Runs outlive their job (until retention), so `owner_id` scopes them by their own `ownerId`.
+    """
+    query: Document = {"jobId": job_id, **(which or RunFilter()).query()}
+    if owner_id is not None:
+        query["ownerId"] = owner_id
     if before is not None:
         query["_id"] = {"$lt": before}
     cursor = db[RUNS].find(query).sort("_id", DESCENDING).limit(limit)
     return [RunDocument.model_validate(document) async for document in cursor]
+
+
+async def has_runs(db: Database, job_id: ObjectId, *, owner_id: str | None = None) -> bool:
+    """Whether any run of the job (possibly deleted) is still kept for this owner."""
+    query: Document = {"jobId": job_id}
+    if owner_id is not None:
+        query["ownerId"] = owner_id
+    return await db[RUNS].find_one(query, projection={"_id": 1}) is not None
 
 
 async def list_reports(

@@ -29,6 +29,8 @@ class PayloadRuleError(ValueError):
 
 
 PayloadRule = Callable[[Any, PayloadContext], None]
+# Named variants a payload picks from (e.g. sendEmail templates) -> the JSON Schema each needs.
+VariantSchemas = Callable[[Settings], dict[str, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class JobType:
     admin_only: bool = False
     # Checks that need settings or the caller's role; raise PayloadRuleError.
     rules: tuple[PayloadRule, ...] = field(default=())
+    # For the catalogue: the params each template (variant) of this type accepts.
+    variants: VariantSchemas | None = None
 
     def json_schema(self) -> dict[str, Any]:
         """The payload's JSON Schema (by alias, as clients send it)."""

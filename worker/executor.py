@@ -94,7 +94,9 @@ class Executor:
             retry_at_once=status is RunStatus.ABANDONED,
         )
         scheduled_for: datetime = run["scheduledFor"]
-        log.info(
+        # A failed or timed-out attempt is what an operator filters the logs for.
+        report = log.warning if status in {RunStatus.FAILED, RunStatus.TIMEOUT} else log.info
+        report(
             "run.finished",
             status=status.value,
             duration_ms=outcome.duration_ms,

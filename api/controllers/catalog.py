@@ -12,9 +12,18 @@ from api.dependencies import CallerDep, ServicesDep
 from api.errors import field_error, invalid
 from api.guards import requires_caller
 from api.openapi import problems
-from api.schemas.catalog import FireTime, JobTypeList, JobTypeOut, PreviewIn, PreviewOut
+from api.schemas.catalog import (
+    FireTime,
+    JobTypeList,
+    JobTypeOut,
+    PreviewIn,
+    PreviewOut,
+    TemplateOut,
+)
 from api.schemas.common import FieldError
+from shared.registry import JobType
 from shared.schedule import parse_timezone
+from shared.settings import Settings
 
 
 class CatalogController(Controller):
@@ -34,6 +43,7 @@ class CatalogController(Controller):
                     description=job_type.description,
                     admin_only=job_type.admin_only,
                     payload_schema=job_type.json_schema(),
+                    templates=_templates(job_type, services.settings),
                 )
                 for job_type in sorted(services.registry, key=lambda t: t.name)
             ]
@@ -64,3 +74,10 @@ class CatalogController(Controller):
             timezone=schedule.timezone,
             fire_times=[FireTime(utc=time, local=time.astimezone(zone)) for time in times],
         )
+
+
+def _templates(job_type: JobType, settings: Settings) -> list[TemplateOut] | None:
+    if job_type.variants is None:
+        return None
+    schemas = job_type.variants(settings)
+    return [TemplateOut(name=name, params_schema=schema) for name, schema in schemas.items()]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, cast
 
 import structlog
 from litestar import Controller, Response, delete, get, patch, post, put
@@ -12,7 +12,7 @@ from litestar.params import FromQuery, HeaderParameter, JSONBody, PathParameter,
 from api.dependencies import CallerDep, DatabaseDep, ServicesDep
 from api.errors import ApiError
 from api.guards import refuses_job_callers, require_type_permission, requires_caller
-from api.openapi import BASE_PATH, ETAG_HEADER, LOCATION_HEADER, problems
+from api.openapi import BASE_PATH, ETAG_HEADER, LOCATION_HEADER, NOT_MODIFIED, problems
 from api.params import (
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
@@ -21,6 +21,7 @@ from api.params import (
     parse_if_match,
     parse_job_id,
 )
+from api.preconditions import if_none_match_hits, judge_if_match
 from api.schemas.jobs import JobCreate, JobOut, JobPage, JobPatch, JobReplace, RunNowOut
 from api.validation import merge_patch, spec_from_body
 from shared import jobs_repo
@@ -39,6 +40,14 @@ IfMatch = Annotated[
 # No length limit here: a constraint would answer 422; `parse_job_id` answers 404 for any
 # malformed id, whatever its length.
 JobId = Annotated[str, PathParameter(description="The job id (malformed ids answer 404).")]
+IfNoneMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-None-Match",
+        required=False,
+        description='Answer 304 without a body if the job is still at this ETag (e.g. "3").',
+    ),
+]
 
 
 def owner_scope(caller: CallerDep) -> str | None:
@@ -130,19 +139,32 @@ class JobController(Controller):
     @get(
         "/{job_id:str}",
         summary="Get a job",
-        responses=problems(404),
+        responses={**problems(404), 304: NOT_MODIFIED},
         response_headers=[ETAG_HEADER],
     )
-    async def get_job(self, job_id: JobId, caller: CallerDep, db: DatabaseDep) -> Response[JobOut]:
-        """One job with its ETag."""
+    async def get_job(
+        self,
+        job_id: JobId,
+        caller: CallerDep,
+        db: DatabaseDep,
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[JobOut]:
+        """One job with its ETag; 304 (no body) if `If-None-Match` names the current ETag."""
         job = await jobs_repo.get_job(db, parse_job_id(job_id), owner_scope(caller))
         if job is None:
             raise jobs_repo.JobNotFoundError(parse_job_id(job_id))
+        if if_none_match_hits(if_none_match, etag(job.version)):
+            # No body; typed as the 200 answer so that the OpenAPI document keeps JobOut.
+            not_modified = Response(
+                None, status_code=HTTPStatus.NOT_MODIFIED, headers={"ETag": etag(job.version)}
+            )
+            return cast("Response[JobOut]", not_modified)
         return job_response(job)
 
     @put(
         "/{job_id:str}",
         summary="Replace a job",
+        before_request=judge_if_match,
         responses=problems(400, 403, 404, 409, 412, 413, 422),
         response_headers=[ETAG_HEADER],
     )
@@ -176,6 +198,7 @@ class JobController(Controller):
     @patch(
         "/{job_id:str}",
         summary="Change some fields (pause / resume with `enabled`)",
+        before_request=judge_if_match,
         responses=problems(400, 403, 404, 409, 412, 413, 422),
         response_headers=[ETAG_HEADER],
     )
@@ -209,6 +232,7 @@ class JobController(Controller):
         "/{job_id:str}",
         status_code=HTTPStatus.NO_CONTENT,
         summary="Delete a job",
+        before_request=judge_if_match,
         responses=problems(400, 403, 404, 412),
     )
     async def delete_job(

@@ -13,6 +13,15 @@ from api.schemas.jobs import Cron, Timezone
 PREVIEW_MAX_COUNT = 100
 
 
+class TemplateOut(ResponseModel):
+    """One template a payload may name, with what its `params` need."""
+
+    name: str = Field(examples=["digest"])
+    params_schema: dict[str, Any] = Field(
+        description="JSON Schema of `payload.params` for this template (required and optional)."
+    )
+
+
 class JobTypeOut(ResponseModel):
     """A whitelisted job type."""
 
@@ -20,6 +29,9 @@ class JobTypeOut(ResponseModel):
     description: str
     admin_only: bool
     payload_schema: dict[str, Any] = Field(description="JSON Schema of the payload.")
+    templates: list[TemplateOut] | None = Field(
+        None, description="sendEmail: each `payload.template` and its params; null otherwise."
+    )
 
 
 class JobTypeList(ResponseModel):

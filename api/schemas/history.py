@@ -21,6 +21,10 @@ class RunOut(ResponseModel):
     trigger: RunTrigger
     attempt: int
     status: RunStatus
+    not_before: datetime | None = Field(
+        description="When a pending run may start at the earliest (a retry's backoff); "
+        "null once it has started."
+    )
     started_at: datetime | None
     ended_at: datetime | None
     duration_ms: int | None
@@ -39,6 +43,7 @@ class RunOut(ResponseModel):
             trigger=run.trigger,
             attempt=run.attempt,
             status=run.status,
+            not_before=run.not_before if run.status is RunStatus.PENDING else None,
             started_at=run.started_at,
             ended_at=run.ended_at,
             duration_ms=run.duration_ms,

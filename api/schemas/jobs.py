@@ -70,7 +70,8 @@ Cron = Annotated[
         min_length=1,
         max_length=CRON_MAX_LENGTH,
         description="5 fields (minute hour day month weekday) or 6 with leading seconds "
-        "(admins only below the minimum interval).",
+        "(admins only below the minimum interval). `L` in the day field is the last day of "
+        "the month; `FRI#2` in the weekday field the second Friday of the month.",
         examples=["0 8 * * 1-5"],
     ),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,6 +15,12 @@ from jinja2.sandbox import SandboxedEnvironment
 SHIPPED_DIR = Path(__file__).resolve().parent / "templates"
 TEXT_SUFFIX = ".txt.j2"
 HTML_SUFFIX = ".html.j2"
+SCHEMA_SUFFIX = ".schema.json"
+# For a template shipped without `<name>.schema.json`: any object (the render check still runs).
+UNDESCRIBED_PARAMS: dict[str, Any] = {
+    "type": "object",
+    "description": "This template ships no parameter schema; see its author's notes.",
+}
 # Names start with a letter or digit; `_layout` and friends are partials, not offered.
 TEMPLATE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _LINK_SCHEME = re.compile(r"(?:https?://|mailto:)", re.IGNORECASE)
@@ -51,6 +58,25 @@ def available_templates(templates_dir: str | None) -> list[str]:
                 if path.name.endswith(suffix) and TEMPLATE_NAME.fullmatch(name):
                     found.setdefault(name, set()).add(suffix)
     return sorted(name for name, suffixes in found.items() if len(suffixes) == 2)
+
+
+def params_schema(templates_dir: str | None, name: str) -> dict[str, Any]:
+    """The JSON Schema of a template's params: `<name>.schema.json` beside it, first found."""
+    for folder in search_path(templates_dir):
+        path = folder / f"{name}{SCHEMA_SUFFIX}"
+        if path.is_file():
+            try:
+                schema = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(schema, dict):
+                return schema
+    return dict(UNDESCRIBED_PARAMS)
+
+
+def params_schemas(templates_dir: str | None) -> dict[str, dict[str, Any]]:
+    """Every available template's params schema, by name."""
+    return {name: params_schema(templates_dir, name) for name in available_templates(templates_dir)}
 
 
 def link(value: Any) -> str:

@@ -98,4 +98,5 @@ JOB_TYPE = JobType(
     payload_model=SendEmailPayload,
     description="Sends a templated email (text and HTML) through the service's SMTP server.",
     rules=(check_template,),
+    variants=lambda settings: email_templates.params_schemas(settings.templates_dir),
 )

@@ -3,106 +3,37 @@
 from __future__ import annotations
 
 import os
-import re
+import shlex
 import signal
-import socket
 import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from pymongo import MongoClient
 
-from shared.settings import Settings
-from tests.support import external_mongodb_uri
+from tests.process.stack import GRACE_SECONDS, ROOT, Stack, running_stack, wait_for
 
 pytestmark = pytest.mark.process
 
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 30.0
 RUN_TIMEOUT = 12.0
-GRACE_SECONDS = float(Settings.model_fields["shutdown_grace_seconds"].default)
+RUN_ENV = ROOT / ".local" / "run.env"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-class Stack:
-    """`python -m tools.run_local` with its output in files (no pipe to fill up)."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("CRON_")}
-        env["CRON_API_PORT"] = str(_free_port())
-        env["CRON_DB_NAME"] = f"cronjobs_stack_{uuid.uuid4().hex[:8]}"
-        external = external_mongodb_uri()
-        if external:
-            env["CRON_MONGODB_URI"] = external
-        self.db_name = env["CRON_DB_NAME"]
-        self.external_uri = external
-        self.stdout_path = tmp_path / "stack.out"
-        self.stderr_path = tmp_path / "stack.err"
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tools.run_local"],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-            )
-
-    def output(self) -> str:
-        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
-
-    def printed(self, name: str) -> str | None:
-        match = re.search(rf"^export {name}=(\S+)$", self.output(), re.MULTILINE)
-        return match.group(1) if match else None
-
-    def pids(self) -> dict[str, int]:
-        match = re.search(r"^processes: (.+)$", self.output(), re.MULTILINE)
-        assert match, self.output()
-        return {k: int(v) for k, v in (pair.split("=") for pair in match.group(1).split())}
-
-    def diagnostics(self) -> str:
-        errors = self.stderr_path.read_text(encoding="utf-8", errors="replace")
-        return f"--- stdout\n{self.output()}\n--- stderr (tail)\n{errors[-4000:]}"
+def _run_env() -> dict[str, str]:
+    values = {}
+    for line in RUN_ENV.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name] = shlex.split(value)[0]
+    return values
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path)
-    try:
-        yield stack
-    finally:
-        if stack.process.poll() is None:
-            os.kill(stack.process.pid, signal.SIGTERM)
-            try:
-                stack.process.wait(GRACE_SECONDS + 10)
-            except subprocess.TimeoutExpired:
-                stack.process.kill()
-                stack.process.wait()
-        if stack.external_uri:
-            client: MongoClient[dict[str, Any]] = MongoClient(stack.external_uri)
-            client.drop_database(stack.db_name)
-            client.close()
+    with running_stack(tmp_path) as started:
+        yield started
 
 
 def _alive(pid: int) -> bool:
@@ -116,16 +47,19 @@ def _alive(pid: int) -> bool:
 def test_local_stack_runs_a_job_and_stops_cleanly_on_sigint(stack: Stack) -> None:
     started = time.monotonic()
 
-    def ready() -> bool:
-        assert stack.process.poll() is None, stack.diagnostics()
-        return stack.printed("ADMIN_TOKEN") is not None
-
-    _wait_for(ready, START_TIMEOUT, "the stack's banner")
+    stack.wait_until_ready()
     api, admin_token = stack.printed("API"), stack.printed("ADMIN_TOKEN")
     assert api and admin_token and stack.printed("USER_TOKEN")
     assert "curl" in stack.output() and f"{api}/schema" in stack.output()
     pids = stack.pids()
     assert set(pids) >= {"cronjobs-api", "cronjobs-worker"}
+    run_env = _run_env()
+    assert run_env["API"] == api and run_env["ADMIN_TOKEN"] == admin_token
+    # Made-up local secrets: the JWT secret and the httpRequest signing secret.
+    assert run_env["CRON_JWT_SECRET"].startswith("dev-")
+    assert run_env["CRON_HTTP_SIGNING_SECRET"].startswith("dev-")
+    assert len(run_env["CRON_HTTP_SIGNING_SECRET"]) > 32
+    assert (RUN_ENV.stat().st_mode & 0o777) == 0o600
 
     headers = {"Authorization": f"Bearer {admin_token}"}
     with httpx.Client(base_url=api, headers=headers, timeout=5.0) as client:
@@ -143,7 +77,7 @@ def test_local_stack_runs_a_job_and_stops_cleanly_on_sigint(stack: Stack) -> Non
             triggers = {run["trigger"] for run in runs if run["status"] == "succeeded"}
             return triggers if {"manual", "schedule"} <= triggers else None
 
-        _wait_for(succeeded_triggers, RUN_TIMEOUT, "a manual and a scheduled run to succeed")
+        wait_for(succeeded_triggers, RUN_TIMEOUT, "a manual and a scheduled run to succeed")
 
     stopping = time.monotonic()
     stack.process.send_signal(signal.SIGINT)
@@ -154,6 +88,8 @@ def test_local_stack_runs_a_job_and_stops_cleanly_on_sigint(stack: Stack) -> Non
     # run_local exits 0 only if the API and the worker exited 0 themselves.
     assert status == 0, stack.diagnostics()
     assert "exited with status" not in stack.output() and "killing" not in stack.output()
+    assert "http_signing_secret.default" not in stack.output() + stack.diagnostics()
+    assert not RUN_ENV.exists()
     assert not [name for name, pid in pids.items() if _alive(pid)]
     assert time.monotonic() - stopping < GRACE_SECONDS
     assert time.monotonic() - started < 40

@@ -260,8 +260,8 @@ async def test_runs_are_listed_newest_first_with_pagination(api: Api) -> None:
     page = first.json()
     assert [run["id"] for run in page["items"]] == [str(run_ids[2]), str(run_ids[1])]
     assert set(page["items"][0]) == {
-        "id", "jobId", "scheduledFor", "trigger", "attempt", "status", "startedAt", "endedAt",
-        "durationMs", "error", "result", "workerId", "missedCount",
+        "id", "jobId", "scheduledFor", "trigger", "attempt", "status", "notBefore", "startedAt",
+        "endedAt", "durationMs", "error", "result", "workerId", "missedCount",
     }  # fmt: skip
     assert page["items"][0]["result"] == {"ok": True}
     second = await api.request(

@@ -22,7 +22,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_missing_key_exits_with_one_line(
     clean_environment: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main() == 2
+    assert main([]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("cronjobs-api: ")
@@ -34,7 +34,7 @@ def test_invalid_setting_is_named(
 ) -> None:
     clean_environment.setenv("CRON_JWT_SECRET", "s" * 32)
     clean_environment.setenv("CRON_RATE_LIMIT", "lots")
-    assert main() == 2
+    assert main([]) == 2
     err = capsys.readouterr().err
     assert "CRON_RATE_LIMIT" in err
     assert err.count("\n") == 1

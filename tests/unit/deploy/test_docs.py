@@ -52,3 +52,11 @@ def test_known_differences_name_tests_that_exist() -> None:
 
 def test_the_guide_links_to_the_settings_table() -> None:
     assert "../README.md#configuration" in GUIDE.read_text(encoding="utf-8")
+
+
+def test_the_readme_names_the_mongodb_version_compose_runs() -> None:
+    compose = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    image = re.search(r"^\s+image: mongo:(\d+)", compose, re.MULTILINE)
+    assert image, "docker-compose.yml has no mongo image"
+    mentions = re.findall(r"MongoDB (\d+) replica set", README.read_text(encoding="utf-8"))
+    assert mentions and set(mentions) == {image.group(1)}

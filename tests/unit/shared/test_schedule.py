@@ -407,9 +407,9 @@ BAD_CRONS = [
     ("10-5 * * * *", "minute field: range '10-5' is reversed"),
     ("1,,2 * * * *", "minute field: empty list item in '1,,2'"),
     ("? * * * *", "minute field: '?' is only allowed in day-of-month and day-of-week"),
-    ("0 0 L * *", "day-of-month field: 'L' is not a valid value"),
+    ("0 0 LW * *", "day-of-month field: 'LW' is not a valid value"),
     ("0 0 * * 5L", "day-of-week field: '5L' is not a valid value"),
-    ("0 0 * * MON#2", "day-of-week field: 'MON#2' is not a valid value"),
+    ("0 0 * * MON#2#1", "day-of-week field: 'MON#2#1' is not valid"),
     ("H * * * *", "minute field: 'H' is not a valid value"),
     ("\u0663 * * * *", "minute field: '\u0663' is not a valid value"),  # Arabic-Indic digit
     ("0 0 * * \u017fun", "day-of-week field: '\u017fun' is not a valid value"),  # long s
