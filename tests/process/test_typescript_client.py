@@ -39,6 +39,9 @@ def _tool(*argv: str, timeout: float = TOOL_TIMEOUT) -> subprocess.CompletedProc
     return done
 
 
+BACKEND_URL = "http://127.0.0.1:9/"
+
+
 def _ensure_packages() -> None:
     npm = shutil.which("npm")
     assert npm, "npm is not installed (Node.js 20+ is needed for the client check)"
@@ -50,7 +53,9 @@ def _ensure_packages() -> None:
 
 def test_generated_types_check_and_the_client_runs_against_the_stack(tmp_path: Path) -> None:
     _ensure_packages()
-    with running_stack(tmp_path) as stack:
+    # The client creates a relative-URL httpRequest job, which needs the operator's backend; a
+    # loopback discard port keeps any run of it on this machine.
+    with running_stack(tmp_path, CRON_HTTP_BASE_URL=BACKEND_URL) as stack:
         stack.wait_until_ready()
         api = stack.printed("API")
         assert api

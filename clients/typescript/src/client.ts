@@ -81,7 +81,7 @@ const userJobs: JobCreate[] = [
     name: `ts call ${stamp}`,
     type: "httpRequest",
     cron: "0 * * * *",
-    payload: { url: "/api/cron/healthz", method: "GET" },
+    payload: { url: "/hooks/hourly", method: "GET" },
   },
   {
     name: `ts report ${stamp}`,
