@@ -1,0 +1,227 @@
+"""The dashboard's reads: job search, failures, workers. Every one is bounded by a limit.
+
+Mutations are not here: the dashboard changes jobs only through `shared.jobs_repo`, like the API.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+
+from pymongo import ASCENDING, DESCENDING
+
+from shared.db import JOBS, RUNS, WORKERS, Database, Document
+from shared.model import JobDocument, JobStatus, RunStatus
+
+PAGE_SIZE: Final = 25
+MAX_PAGE: Final = 400  # 10,000 jobs at 25 a page; skips stay bounded
+# Counts stop here: "10,000+" is as useful as the exact figure and costs a bounded scan.
+COUNT_LIMIT: Final = 10_000
+SEARCH_MAX_LENGTH: Final = 100
+FAILED_STATUSES: Final = (
+    RunStatus.FAILED.value,
+    RunStatus.TIMEOUT.value,
+    RunStatus.ABANDONED.value,
+)
+FAILURES_WINDOW: Final = timedelta(days=7)
+FAILURES_SCANNED: Final = 1000  # newest failed runs grouped on the failures page
+FAILURE_GROUPS: Final = 100
+WORKERS_SHOWN: Final = 200
+# Only what the list shows is read from each job.
+LIST_PROJECTION: Final = {
+    "payload": 0,
+    "activeRunIds": 0,
+}
+
+
+class JobSort(StrEnum):
+    """Orders of the job list."""
+
+    CREATED = "created"
+    NEXT_RUN = "next"
+    LAST_RUN = "last"
+    FAILURES = "failures"
+
+
+_SORTS: Final[dict[JobSort, list[tuple[str, int]]]] = {
+    JobSort.CREATED: [("_id", DESCENDING)],
+    JobSort.NEXT_RUN: [("nextRunAt", ASCENDING), ("_id", ASCENDING)],
+    JobSort.LAST_RUN: [("lastRunAt", DESCENDING), ("_id", ASCENDING)],
+    JobSort.FAILURES: [("failureCount", DESCENDING), ("_id", ASCENDING)],
+}
+
+
+@dataclass(frozen=True)
+class JobSearch:
+    """The job list's filters, order and page (validated by the controller)."""
+
+    name: str = ""
+    owner: str = ""
+    job_type: str = ""
+    status: JobStatus | None = None
+    sort: JobSort = JobSort.CREATED
+    page: int = 1
+
+    def query(self) -> Document:
+        """The MongoDB filter: exact owner/type/status, case-insensitive name substring."""
+        query: Document = {}
+        if self.owner:
+            query["ownerId"] = self.owner
+        if self.job_type:
+            query["type"] = self.job_type
+        if self.status is not None:
+            query["status"] = self.status.value
+        if self.name:
+            query["name"] = {"$regex": re.escape(self.name), "$options": "i"}
+        return query
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of the job list."""
+
+    jobs: list[JobDocument]
+    has_next: bool
+    total: int
+    total_capped: bool = field(default=False)
+
+
+async def search_jobs(db: Database, search: JobSearch) -> JobPage:
+    """One page (PAGE_SIZE jobs, plus one to know whether another page follows) and a count."""
+    query = search.query()
+    skip = (min(search.page, MAX_PAGE) - 1) * PAGE_SIZE
+    cursor = (
+        db[JOBS]
+        .find(query, LIST_PROJECTION)
+        .sort(_SORTS[search.sort])
+        .skip(skip)
+        .limit(PAGE_SIZE + 1)
+    )
+    documents = [document async for document in cursor]
+    total = await db[JOBS].count_documents(query, limit=COUNT_LIMIT + 1)
+    jobs = [JobDocument.from_mongo(document) for document in documents[:PAGE_SIZE]]
+    return JobPage(
+        jobs=jobs,
+        has_next=len(documents) > PAGE_SIZE and search.page < MAX_PAGE,
+        total=min(total, COUNT_LIMIT),
+        total_capped=total > COUNT_LIMIT,
+    )
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """Failed runs of one job type with one error, newest first."""
+
+    job_type: str
+    error: str
+    count: int
+    latest: datetime | None
+    statuses: list[str]
+    job_id: Any
+    job_name: str
+    owner_id: str
+
+
+def _failed_since(start: datetime) -> Document:
+    return {"status": {"$in": list(FAILED_STATUSES)}, "endedAt": {"$gte": start}}
+
+
+async def failure_groups(db: Database, now: datetime) -> list[FailureGroup]:
+    """The newest FAILURES_SCANNED failed/timed-out/abandoned runs of the last 7 days, grouped."""
+    pipeline: list[Document] = [
+        {
+            "$match": {
+                "status": {"$in": list(FAILED_STATUSES)},
+                "endedAt": {"$gte": now - FAILURES_WINDOW},
+            }
+        },
+        {"$sort": {"endedAt": -1}},
+        {"$limit": FAILURES_SCANNED},
+        {
+            "$group": {
+                "_id": {"type": "$type", "error": "$error"},
+                "count": {"$sum": 1},
+                "latest": {"$max": "$endedAt"},
+                "statuses": {"$addToSet": "$status"},
+                "jobId": {"$first": "$jobId"},
+                "jobName": {"$first": "$jobName"},
+                "ownerId": {"$first": "$ownerId"},
+            }
+        },
+        {"$sort": {"count": -1, "latest": -1}},
+        {"$limit": FAILURE_GROUPS},
+    ]
+    groups = []
+    async for row in await db[RUNS].aggregate(pipeline):
+        key = row.get("_id") or {}
+        groups.append(
+            FailureGroup(
+                job_type=str(key.get("type") or "?"),
+                error=str(key.get("error") or "(no message)"),
+                count=int(row.get("count", 0)),
+                latest=row.get("latest"),
+                statuses=sorted(str(status) for status in row.get("statuses") or []),
+                job_id=row.get("jobId"),
+                job_name=str(row.get("jobName") or ""),
+                owner_id=str(row.get("ownerId") or ""),
+            )
+        )
+    return groups
+
+
+async def latest_failures(db: Database, now: datetime, limit: int = 50) -> list[Document]:
+    """The newest failed/timed-out/abandoned runs of the last 7 days."""
+    query = _failed_since(now - FAILURES_WINDOW)
+    projection = {"result": 0}
+    cursor = db[RUNS].find(query, projection).sort("endedAt", DESCENDING).limit(limit)
+    return [document async for document in cursor]
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """A `cron_workers` heartbeat document, tolerant of missing and extra fields."""
+
+    id: str
+    name: str
+    host: str
+    pid: Any
+    version: str
+    mode: str
+    started_at: datetime | None
+    last_seen_at: datetime | None
+    stopped_at: datetime | None
+    runs_in_flight: Any
+    alive: bool
+
+    @classmethod
+    def of(cls, document: Document, now: datetime, stale_after: timedelta) -> WorkerRow:
+        """Parse one heartbeat document."""
+        last_seen = _datetime(document.get("lastSeenAt"))
+        stopped = _datetime(document.get("stoppedAt"))
+        alive = stopped is None and last_seen is not None and now - last_seen <= stale_after
+        return cls(
+            id=str(document.get("_id", "")),
+            name=str(document.get("name") or document.get("_id", "")),
+            host=str(document.get("host") or "—"),
+            pid=document.get("pid", "—"),
+            version=str(document.get("version") or "—"),
+            mode=str(document.get("mode") or "—"),
+            started_at=_datetime(document.get("startedAt")),
+            last_seen_at=last_seen,
+            stopped_at=stopped,
+            runs_in_flight=document.get("runsInFlight", "—"),
+            alive=alive,
+        )
+
+
+def _datetime(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) else None
+
+
+async def list_workers(db: Database, now: datetime, stale_after: timedelta) -> list[WorkerRow]:
+    """Workers seen most recently first (the TTL index keeps 7 days of them)."""
+    cursor = db[WORKERS].find({}).sort("lastSeenAt", DESCENDING).limit(WORKERS_SHOWN)
+    return [WorkerRow.of(document, now, stale_after) async for document in cursor]
