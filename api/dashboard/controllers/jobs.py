@@ -205,14 +205,22 @@ class JobActionsController(Controller):
 
     @post("/pause", status_code=HTTPStatus.SEE_OTHER)
     async def pause(
-        self, request: Request[Any, Any, Any], services: ServicesDep, caller: CallerDep, job_id: JobIdPath
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        caller: CallerDep,
+        job_id: JobIdPath,
     ) -> Response[Any]:
         """Pause (version-checked against the page the admin saw)."""
         return await self._toggle(request, services, caller, job_id, enabled=False)
 
     @post("/resume", status_code=HTTPStatus.SEE_OTHER)
     async def resume(
-        self, request: Request[Any, Any, Any], services: ServicesDep, caller: CallerDep, job_id: JobIdPath
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        caller: CallerDep,
+        job_id: JobIdPath,
     ) -> Response[Any]:
         """Resume (version-checked against the page the admin saw)."""
         return await self._toggle(request, services, caller, job_id, enabled=True)
@@ -240,7 +248,11 @@ class JobActionsController(Controller):
 
     @post("/run-now", status_code=HTTPStatus.SEE_OTHER)
     async def run_now(
-        self, request: Request[Any, Any, Any], services: ServicesDep, caller: CallerDep, job_id: JobIdPath
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        caller: CallerDep,
+        job_id: JobIdPath,
     ) -> Response[Any]:
         """Queue a manual run (409 if the job forbids overlaps and is busy)."""
         oid = parse_job_id(job_id)
@@ -258,7 +270,11 @@ class JobActionsController(Controller):
 
     @post("/delete", status_code=HTTPStatus.SEE_OTHER)
     async def delete(
-        self, request: Request[Any, Any, Any], services: ServicesDep, caller: CallerDep, job_id: JobIdPath
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        caller: CallerDep,
+        job_id: JobIdPath,
     ) -> Response[Any]:
         """Delete after the confirmation page (version-checked)."""
         oid = parse_job_id(job_id)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from api.app import create_app
+from api.dashboard import DASHBOARD_STATE_KEY
 from api.dependencies import services_of
 from shared.settings import Settings
 from tests.integration.api.dashboard.helpers import DashboardSession
@@ -28,6 +29,7 @@ async def browser(api_settings: Settings, db: Any) -> AsyncIterator[DashboardSes
         yield DashboardSession(http, api_settings)
     finally:
         await http.aclose()
+        await app.state[DASHBOARD_STATE_KEY].overview.close()  # no lifespan under ASGITransport
         await services_of(app.state).client.close()
 
 
