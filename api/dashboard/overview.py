@@ -105,7 +105,7 @@ async def _outcomes(db: Database, now: datetime) -> tuple[Outcomes, Outcomes]:
     async for row in await db[RUNS].aggregate(pipeline):
         day[str(row["_id"])] += int(row["day"])
         hour[str(row["_id"])] += int(row["hour"])
-    return Outcomes(dict(hour)), Outcomes(dict(day))
+    return Outcomes(+hour), Outcomes(+day)  # unary + drops the zero counts
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:

@@ -9,7 +9,7 @@ from api.dashboard.session import COOKIE_NAME, SessionCodec
 from tests.integration.api.dashboard.helpers import DashboardSession
 
 
-def _set_cookie(response, name: str) -> str:
+def _set_cookie(response, name: str):
     headers = [value for value in response.headers.get_list("set-cookie") if value.startswith(name)]
     assert headers, f"no {name} cookie set"
     return headers[0]
