@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
@@ -30,6 +30,11 @@ FAILURES_WINDOW: Final = timedelta(days=7)
 FAILURES_SCANNED: Final = 1000  # newest failed runs grouped on the failures page
 FAILURE_GROUPS: Final = 100
 WORKERS_SHOWN: Final = 200
+# Widening ranges of the sort key tried before an unbounded sorted query (see _head_windows).
+TIME_WINDOWS: Final = tuple(
+    timedelta(seconds=seconds) for seconds in (60, 600, 3600, 6 * 3600, 86_400, 7 * 86_400)
+)
+FAILURE_FLOORS: Final = (10_000, 1000, 100, 30, 10, 3, 1)
 # Only what the list shows is read from each job.
 LIST_PROJECTION: Final = {
     "payload": 0,
@@ -89,18 +94,48 @@ class JobPage:
     total_capped: bool = field(default=False)
 
 
-async def search_jobs(db: Database, search: JobSearch) -> JobPage:
-    """One page (PAGE_SIZE jobs, plus one to know whether another page follows) and a count."""
-    query = search.query()
-    skip = (min(search.page, MAX_PAGE) - 1) * PAGE_SIZE
+def _head_windows(sort: JobSort, now: datetime) -> list[Document]:
+    """Ranges of the sort key, narrowest first, each holding a prefix of the sort order.
+
+    Any job outside a window sorts after every job inside it, so a window that yields a full
+    page (plus one) gives exactly the page the unbounded query would, while sorting only the
+    head of the order. The last resort is the unbounded query.
+    """
+    if sort is JobSort.NEXT_RUN:
+        return [{"nextRunAt": {"$lte": now + span}} for span in TIME_WINDOWS]
+    if sort is JobSort.LAST_RUN:
+        return [{"lastRunAt": {"$gte": now - span}} for span in TIME_WINDOWS]
+    if sort is JobSort.FAILURES:
+        return [{"failureCount": {"$gte": floor}} for floor in FAILURE_FLOORS]
+    return []
+
+
+async def _page_of(db: Database, query: Document, sort: JobSort, skip: int) -> list[Document]:
     cursor = (
-        db[JOBS]
-        .find(query, LIST_PROJECTION)
-        .sort(_SORTS[search.sort])
-        .skip(skip)
-        .limit(PAGE_SIZE + 1)
+        db[JOBS].find(query, LIST_PROJECTION).sort(_SORTS[sort]).skip(skip).limit(PAGE_SIZE + 1)
     )
-    documents = [document async for document in cursor]
+    return [document async for document in cursor]
+
+
+async def search_jobs(db: Database, search: JobSearch, now: datetime | None = None) -> JobPage:
+    """One page (PAGE_SIZE jobs, plus one to know whether another page follows) and a count.
+
+    "Next run" leaves out paused jobs (they have none). Sorted pages are read through
+    `_head_windows`, so a first page sorts a few hundred jobs rather than all of them.
+    """
+    query = search.query()
+    if search.sort is JobSort.NEXT_RUN:
+        query["nextRunAt"] = {"$ne": None}
+    skip = (min(search.page, MAX_PAGE) - 1) * PAGE_SIZE
+    documents: list[Document] = []
+    for window in _head_windows(search.sort, now or datetime.now(UTC)):
+        key, bound = next(iter(window.items()))
+        windowed = {**query, key: {**query.get(key, {}), **bound}}
+        documents = await _page_of(db, windowed, search.sort, skip)
+        if len(documents) > PAGE_SIZE:
+            break
+    else:
+        documents = await _page_of(db, query, search.sort, skip)
     total = await db[JOBS].count_documents(query, limit=COUNT_LIMIT + 1)
     jobs = [JobDocument.from_mongo(document) for document in documents[:PAGE_SIZE]]
     return JobPage(

@@ -210,3 +210,55 @@ async def test_run_history_pages_back(admin: DashboardSession, db: Database) -> 
     assert older is not None
     rest = await admin.get(older.group(1))
     assert rest.text.count("data-run-id=") == 5
+
+
+async def test_windowed_sorted_pages_equal_the_unbounded_sort(db: Database) -> None:
+    """The head windows are an optimisation only: every page is the plain sorted query's."""
+    import random
+
+    from api.dashboard.queries import (
+        _SORTS,
+        LIST_PROJECTION,
+        PAGE_SIZE,
+        JobSearch,
+        JobSort,
+        search_jobs,
+    )
+
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    spans = [0, 30, 300, 4000, 30_000, 200_000, 2_000_000]  # every window edge, both sides
+    documents = []
+    for index in range(180):
+        enabled = index % 9 != 0
+        span = timedelta(seconds=rng.choice(spans) + rng.randint(0, 5))
+        documents.append(
+            {
+                "_id": ObjectId(),
+                "ownerId": f"owner-{index % 3}",
+                "name": f"job {index}",
+                "type": "echo",
+                "cron": "* * * * *",
+                "enabled": enabled,
+                "status": "idle" if enabled else "paused",
+                "nextRunAt": now + span if enabled else None,
+                "lastRunAt": None if index % 7 == 0 else now - span,
+                "failureCount": rng.choice([0, 0, 1, 2, 5, 12, 40, 150, 2000]),
+                "createdAt": now,
+                "updatedAt": now,
+            }
+        )
+    await db[JOBS].insert_many(documents)
+    for sort in JobSort:
+        for owner in ("", "owner-1"):
+            base = JobSearch(owner=owner, sort=sort).query()
+            if sort is JobSort.NEXT_RUN:
+                base["nextRunAt"] = {"$ne": None}
+            cursor = db[JOBS].find(base, LIST_PROJECTION).sort(_SORTS[sort])
+            expected = [document["_id"] async for document in cursor]
+            seen = []
+            for page in range(1, len(expected) // PAGE_SIZE + 2):
+                result = await search_jobs(db, JobSearch(owner=owner, sort=sort, page=page), now)
+                seen += [job.id for job in result.jobs]
+                assert result.has_next == (page * PAGE_SIZE < len(expected))
+            assert seen == expected, (sort, owner)
