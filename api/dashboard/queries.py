@@ -34,7 +34,9 @@ WORKERS_SHOWN: Final = 200
 TIME_WINDOWS: Final = tuple(
     timedelta(seconds=seconds) for seconds in (60, 600, 3600, 6 * 3600, 86_400, 7 * 86_400)
 )
-FAILURE_FLOORS: Final = (10_000, 1000, 100, 30, 10, 3, 1)
+FAILURE_FLOORS: Final = (10_000, 3000, 1000, 300, 100, 50, 20, 10, 5, 2, 1)
+# Filters matching at most this many jobs are sorted directly (cheap), without windows.
+SMALL_SORT: Final = 1000
 # Only what the list shows is read from each job.
 LIST_PROJECTION: Final = {
     "payload": 0,
@@ -127,8 +129,10 @@ async def search_jobs(db: Database, search: JobSearch, now: datetime | None = No
     if search.sort is JobSort.NEXT_RUN:
         query["nextRunAt"] = {"$ne": None}
     skip = (min(search.page, MAX_PAGE) - 1) * PAGE_SIZE
+    total = await db[JOBS].count_documents(query, limit=COUNT_LIMIT + 1)
+    windows = _head_windows(search.sort, now or datetime.now(UTC)) if total > SMALL_SORT else []
     documents: list[Document] = []
-    for window in _head_windows(search.sort, now or datetime.now(UTC)):
+    for window in windows:
         key, bound = next(iter(window.items()))
         windowed = {**query, key: {**query.get(key, {}), **bound}}
         documents = await _page_of(db, windowed, search.sort, skip)
@@ -136,7 +140,6 @@ async def search_jobs(db: Database, search: JobSearch, now: datetime | None = No
             break
     else:
         documents = await _page_of(db, query, search.sort, skip)
-    total = await db[JOBS].count_documents(query, limit=COUNT_LIMIT + 1)
     jobs = [JobDocument.from_mongo(document) for document in documents[:PAGE_SIZE]]
     return JobPage(
         jobs=jobs,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from bson import ObjectId
 
 from shared import jobs_repo
@@ -212,10 +213,14 @@ async def test_run_history_pages_back(admin: DashboardSession, db: Database) -> 
     assert rest.text.count("data-run-id=") == 5
 
 
-async def test_windowed_sorted_pages_equal_the_unbounded_sort(db: Database) -> None:
+@pytest.mark.parametrize("small_sort", [0, 1000])
+async def test_windowed_sorted_pages_equal_the_unbounded_sort(
+    db: Database, monkeypatch: pytest.MonkeyPatch, small_sort: int
+) -> None:
     """The head windows are an optimisation only: every page is the plain sorted query's."""
     import random
 
+    from api.dashboard import queries
     from api.dashboard.queries import (
         _SORTS,
         LIST_PROJECTION,
@@ -225,6 +230,7 @@ async def test_windowed_sorted_pages_equal_the_unbounded_sort(db: Database) -> N
         search_jobs,
     )
 
+    monkeypatch.setattr(queries, "SMALL_SORT", small_sort)  # 0: always through the windows
     rng = random.Random(7)
     now = datetime.now(UTC)
     spans = [0, 30, 300, 4000, 30_000, 200_000, 2_000_000]  # every window edge, both sides
