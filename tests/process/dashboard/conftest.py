@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from bson import ObjectId
+from pymongo import MongoClient
 
+from shared.db import RUNS, WORKERS
 from shared.settings import Settings
 from shared.tokens import mint_token
 from tests.support import TEST_JWT_SECRET
@@ -73,3 +78,66 @@ def create_job(api: ApiProcess, owner: str, name: str, **fields: object) -> dict
     assert response.status_code == 201, response.text
     job: dict[str, object] = response.json()
     return job
+
+
+@pytest.fixture(scope="module")
+def activity(api_process: ApiProcess, mongo_uri: str) -> None:
+    """Some history for the overview, failures and workers pages: heartbeats and ended runs."""
+    now = datetime.now(UTC)
+    runs = []
+    for index in range(40):
+        status = ("failed", "timeout", "abandoned")[index % 3] if index % 4 == 0 else "succeeded"
+        scheduled = now - timedelta(minutes=index * 3)
+        runs.append(
+            {
+                "_id": ObjectId(),
+                "jobId": ObjectId(),
+                "ownerId": f"user-{index % 5}",
+                "jobName": f"digest {index % 5}",
+                "type": ("sendEmail", "httpRequest")[index // 4 % 2],
+                "slot": scheduled.isoformat(),
+                "scheduledFor": scheduled,
+                "trigger": "schedule",
+                "attempt": 1,
+                "status": status,
+                "createdAt": scheduled,
+                "startedAt": scheduled + timedelta(milliseconds=40 + index * 7),
+                "endedAt": scheduled + timedelta(seconds=2),
+                "durationMs": 1960,
+                "error": {
+                    "failed": "SMTP relay refused the message",
+                    "timeout": "timed out after 60 s",
+                    "abandoned": "lease expired (worker lost)",
+                }.get(status),
+            }
+        )
+    workers = [
+        {
+            "_id": f"worker-{name}",
+            "name": name,
+            "host": f"host-{name}",
+            "pid": 4100 + index,
+            "version": "0.1.0",
+            "startedAt": now - timedelta(hours=3),
+            "lastSeenAt": now - timedelta(seconds=index * 4),
+            "runsInFlight": index,
+            "mode": "streams" if index < 2 else "polling",
+        }
+        for index, name in enumerate(("alpha", "beta", "gamma"))
+    ]
+    workers.append(
+        {
+            **workers[0],
+            "_id": "worker-old",
+            "name": "delta",
+            "lastSeenAt": now - timedelta(hours=5),
+            "stoppedAt": now - timedelta(hours=5),
+        }
+    )
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri, tz_aware=True)
+    try:
+        database = client[api_process.env["CRON_DB_NAME"]]
+        database[RUNS].insert_many(runs)
+        database[WORKERS].insert_many(workers)
+    finally:
+        client.close()

@@ -63,7 +63,7 @@ def _fits_the_width(driver: WebDriver) -> bool:
 
 
 def test_support_flow_find_inspect_pause_run_delete(
-    driver: WebDriver, api_process: ApiProcess, screenshots: Path
+    driver: WebDriver, api_process: ApiProcess, screenshots: Path, activity: None
 ) -> None:
     create_job(api_process, "alice-support", "morning digest")
     other = create_job(api_process, "alice-support", "weekly report")
@@ -116,6 +116,7 @@ def test_support_flow_find_inspect_pause_run_delete(
     assert "manual" in run_row.text
     assert driver.execute_script("return window.__sameDocument === true;")
     assert "queued" in driver.find_element(By.ID, "live-message").text
+    driver.execute_script("document.getElementById('runs-h').scrollIntoView();")
     save_screenshot(driver, screenshots / "job-after-run-now.png")
 
     # Delete, with a confirmation step.
@@ -131,17 +132,21 @@ def test_support_flow_find_inspect_pause_run_delete(
     assert other["name"] == "weekly report"
 
 
-def test_failures_and_workers_pages(
-    driver: WebDriver, api_process: ApiProcess, screenshots: Path
+def test_overview_failures_and_workers_pages(
+    driver: WebDriver, api_process: ApiProcess, screenshots: Path, activity: None
 ) -> None:
     _sign_in_as_admin(driver, api_process)
+    alive = driver.find_element(By.ID, "workers-h").text
+    assert alive.endswith("3"), alive  # alpha, beta, gamma; delta stopped
     driver.find_element(By.LINK_TEXT, "Failures").click()
     _wait(driver).until(expected_conditions.title_contains("Failures"))
-    assert driver.find_element(By.ID, "failure-groups")
+    groups = driver.find_elements(By.CSS_SELECTOR, "#failure-groups tbody tr")
+    assert len(groups) == 6  # 3 errors x 2 job types
     save_screenshot(driver, screenshots / "failures.png")
     driver.find_element(By.LINK_TEXT, "Workers").click()
     _wait(driver).until(expected_conditions.title_contains("Workers"))
-    assert driver.find_element(By.ID, "workers")
+    states = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#workers tbody tr")]
+    assert [state.split(" ")[1] for state in states] == ["alive", "alive", "alive", "stopped"]
     save_screenshot(driver, screenshots / "workers.png")
 
 
