@@ -212,7 +212,12 @@ def test_pages_fit_a_phone_and_start_with_a_skip_link(
 ) -> None:
     job = create_job(api_process, "dave-support", "phone check")
     with chromium(*PHONE) as phone:
+        # Headless windows are at least 500 px wide: emulate the phone's viewport exactly.
+        width, height = PHONE
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True}
+        phone.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
         _sign_in_as_admin(phone, api_process)
+        assert phone.execute_script("return window.innerWidth;") == width
         phone.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
         assert phone.switch_to.active_element.text == "Skip to content"
         for path in ("/dashboard/", "/dashboard/jobs/", f"/dashboard/jobs/{job['id']}"):
