@@ -236,6 +236,7 @@ cronjobs is running. Ctrl-C stops the API, the worker and the database.
 
   API      {base}
   OpenAPI  {base}/schema  (JSON: {base}/schema/openapi.json)
+  Dashboard {base.removesuffix("/api/cron")}/dashboard/  (sign in with the admin token below)
 
 {_tokens(settings, base)}
 

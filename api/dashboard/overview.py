@@ -23,6 +23,7 @@ from shared.model import JobStatus, RunStatus, RunTrigger
 log = structlog.get_logger(__name__)
 
 SNAPSHOT_MAX_AGE: Final = timedelta(seconds=5)
+CLOSE_GRACE_SECONDS: Final = 10.0
 # Fire lag is measured on at most this many scheduled runs that ended in the last hour.
 LAG_SAMPLE: Final = 5000
 BACKLOG_COUNT_LIMIT: Final = 100_000
@@ -214,9 +215,16 @@ class OverviewCache:
         self._snapshot = snapshot
         return snapshot
 
-    async def close(self) -> None:
-        """Cancel a computation in flight (application shutdown)."""
+    async def close(self, grace_seconds: float = CLOSE_GRACE_SECONDS) -> None:
+        """Application shutdown: let a computation in flight finish (bounded), then cancel it.
+
+        Cancelling a driver operation midway can leave its connection unreturned, so the
+        computation is given a moment to end on its own first.
+        """
         task = self._refresh
-        if task is not None and not task.done():
+        if task is None or task.done():
+            return
+        await asyncio.wait({task}, timeout=grace_seconds)
+        if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

@@ -24,6 +24,9 @@ from api.dashboard.state import Dashboard
 DASHBOARD_PATH: Final = "/dashboard"
 STATIC_DIR: Final = Path(__file__).parent / "static"
 CSRF_COOKIE: Final = "cronjobs_csrf"
+# The API's rate limiter skips handlers with this opt (api/rate_limit.py): the stylesheet and
+# script of every page, and the overview's cached auto-refresh, need not use up the budget.
+NOT_RATE_LIMITED: Final = {"exclude_from_auth": True}
 
 
 def csrf_config(dashboard: Dashboard, *, secure: bool) -> CSRFConfig:
@@ -48,7 +51,11 @@ def dashboard_router(dashboard: Dashboard, secure: bool) -> Router:
         guards=[admin_session_guard(dashboard.codec)],
     )
     static = create_static_files_router(
-        path="/static", directories=[STATIC_DIR], include_in_schema=False, name="dashboard-static"
+        path="/static",
+        directories=[STATIC_DIR],
+        include_in_schema=False,
+        name="dashboard-static",
+        opt=NOT_RATE_LIMITED,
     )
     return Router(
         path=DASHBOARD_PATH,

@@ -32,7 +32,7 @@ class PagesController(Controller):
         snapshot = await dashboard.overview.get()
         return render(request, "overview.html.j2", snapshot=snapshot)
 
-    @get("/overview/panel")
+    @get("/overview/panel", opt={"exclude_from_auth": True})  # see routes.NOT_RATE_LIMITED
     async def overview_panel(
         self, request: Request[Any, Any, Any], dashboard: DashboardDep
     ) -> Response[Any]:

@@ -17,8 +17,15 @@ from tests.unit.api.echo import registry_with_echo
 
 
 @pytest.fixture
-async def browser(api_settings: Settings, db: Any) -> AsyncIterator[DashboardSession]:
+def dashboard_settings(api_settings: Settings) -> Settings:
+    """The settings the dashboard app gets (a test may override this fixture)."""
+    return api_settings
+
+
+@pytest.fixture
+async def browser(dashboard_settings: Settings, db: Any) -> AsyncIterator[DashboardSession]:
     """A cookie-keeping client on the app (not signed in)."""
+    api_settings = dashboard_settings
     app = create_app(api_settings, registry=registry_with_echo())
     http = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=cast(Any, app)),
