@@ -149,6 +149,8 @@ def main() -> None:
         "jobs": args.jobs,
         "runs": args.runs,
         "runs_spread_days": args.days,
+        "load_average_1_5_15_min_at_end": [round(value, 1) for value in os.getloadavg()],
+        "cpus": os.cpu_count(),
         "pages": pages,
         "overview_snapshot_computation": snapshot,
     }

@@ -24,6 +24,9 @@ log = structlog.get_logger(__name__)
 
 SNAPSHOT_MAX_AGE: Final = timedelta(seconds=5)
 CLOSE_GRACE_SECONDS: Final = 10.0
+# A snapshot lives at least this many times as long as it took to compute: the overview keeps
+# the database busy at most 1/5 of the time, however slow the queries get.
+DUTY_FACTOR: Final = 5.0
 # Fire lag is measured on at most this many scheduled runs that ended in the last hour.
 LAG_SAMPLE: Final = 5000
 BACKLOG_COUNT_LIMIT: Final = 100_000
@@ -172,8 +175,14 @@ async def compute_snapshot(db: Database, stale_after: timedelta) -> Snapshot:
     )
 
 
+def snapshot_lifetime(snapshot: Snapshot, minimum: timedelta = SNAPSHOT_MAX_AGE) -> timedelta:
+    """How long a snapshot is served before a refresh starts."""
+    return max(minimum, timedelta(milliseconds=snapshot.compute_ms * DUTY_FACTOR))
+
+
 class OverviewCache:
-    """The latest snapshot; refreshed in the background when older than `max_age`.
+    """The latest snapshot; refreshed in the background when older than `max_age` (or five
+    times its computation time, if that is longer).
 
     A request finding a stale snapshot gets it at once (with its age shown) and starts one
     refresh; only the very first request waits for a computation.
@@ -191,8 +200,10 @@ class OverviewCache:
     async def get(self) -> Snapshot:
         """The latest snapshot (fresh if none was computed yet)."""
         snapshot = self._snapshot
-        if snapshot is not None and datetime.now(UTC) - snapshot.taken_at < self._max_age:
-            return snapshot
+        if snapshot is not None:
+            age = datetime.now(UTC) - snapshot.taken_at
+            if age < snapshot_lifetime(snapshot, self._max_age):
+                return snapshot
         task = self.refresh()
         return snapshot if snapshot is not None else await asyncio.shield(task)
 
