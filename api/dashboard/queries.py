@@ -96,7 +96,7 @@ class JobPage:
     total_capped: bool = field(default=False)
 
 
-def _head_windows(sort: JobSort, now: datetime) -> list[Document]:
+def _head_windows(sort: JobSort, now: datetime, floors: tuple[int, ...]) -> list[Document]:
     """Ranges of the sort key, narrowest first, each holding a prefix of the sort order.
 
     Any job outside a window sorts after every job inside it, so a window that yields a full
@@ -108,8 +108,25 @@ def _head_windows(sort: JobSort, now: datetime) -> list[Document]:
     if sort is JobSort.LAST_RUN:
         return [{"lastRunAt": {"$gte": now - span}} for span in TIME_WINDOWS]
     if sort is JobSort.FAILURES:
-        return [{"failureCount": {"$gte": floor}} for floor in FAILURE_FLOORS]
+        return [{"failureCount": {"$gte": floor}} for floor in floors]
     return []
+
+
+async def _count(db: Database, query: Document) -> int:
+    """Matching jobs, counted up to COUNT_LIMIT + 1 (all jobs: from the collection's metadata)."""
+    if not query:
+        return await db[JOBS].estimated_document_count()
+    return await db[JOBS].count_documents(query, limit=COUNT_LIMIT + 1)
+
+
+async def _failure_floors(db: Database, query: Document) -> tuple[int, ...]:
+    """The failure floors not above the highest failure count (higher ones hold no job)."""
+    pipeline = [{"$match": query}, {"$group": {"_id": None, "top": {"$max": "$failureCount"}}}]
+    rows = await (await db[JOBS].aggregate(pipeline)).to_list()
+    top = rows[0].get("top") if rows else None
+    if not isinstance(top, int):
+        return ()
+    return tuple(floor for floor in FAILURE_FLOORS if floor <= top)
 
 
 async def _page_of(db: Database, query: Document, sort: JobSort, skip: int) -> list[Document]:
@@ -129,8 +146,11 @@ async def search_jobs(db: Database, search: JobSearch, now: datetime | None = No
     if search.sort is JobSort.NEXT_RUN:
         query["nextRunAt"] = {"$ne": None}
     skip = (min(search.page, MAX_PAGE) - 1) * PAGE_SIZE
-    total = await db[JOBS].count_documents(query, limit=COUNT_LIMIT + 1)
-    windows = _head_windows(search.sort, now or datetime.now(UTC)) if total > SMALL_SORT else []
+    total = await _count(db, query)
+    windows: list[Document] = []
+    if total > SMALL_SORT:
+        floors = await _failure_floors(db, query) if search.sort is JobSort.FAILURES else ()
+        windows = _head_windows(search.sort, now or datetime.now(UTC), floors)
     documents: list[Document] = []
     for window in windows:
         key, bound = next(iter(window.items()))
