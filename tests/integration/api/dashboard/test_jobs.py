@@ -268,3 +268,34 @@ async def test_windowed_sorted_pages_equal_the_unbounded_sort(
                 seen += [job.id for job in result.jobs]
                 assert result.has_next == (page * PAGE_SIZE < len(expected))
             assert seen == expected, (sort, owner)
+
+
+async def test_generate_report_jobs_show_their_reports_escaped(
+    admin: DashboardSession, db: Database
+) -> None:
+    from shared.db import REPORTS
+
+    job = await _job(db, "alice", "weekly numbers", type="generateReport")
+    now = datetime.now(UTC)
+    await db[REPORTS].insert_one(
+        {
+            "_id": ObjectId(),
+            "ownerId": "alice",
+            "jobId": job.id,
+            "runId": ObjectId(),
+            "type": "runSummary",
+            "period": "week",
+            "periodStart": now - timedelta(days=7),
+            "periodEnd": now,
+            "timezone": "UTC",
+            "data": {"runs": 42, "note": "<img src=x onerror=alert(1)>"},
+            "createdAt": now,
+        }
+    )
+    page = await admin.get(f"/dashboard/jobs/{job.id}")
+    reports = page.text.split('id="reports-h"')[1]
+    assert "&#34;runs&#34;: 42" in reports
+    assert "&lt;img src=x onerror=alert(1)&gt;" in reports
+    assert "<img src=x" not in page.text
+    other = await _job(db, "alice", "not a report")
+    assert 'id="reports-h"' not in (await admin.get(f"/dashboard/jobs/{other.id}")).text
