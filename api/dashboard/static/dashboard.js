@@ -35,7 +35,8 @@ function setUpAutoRefresh() {
     if (paused || document.hidden) return;
     try {
       const result = await fetchText(box.dataset.refreshUrl, { headers: FETCH_HEADER });
-      if (result.ok) target.innerHTML = result.text;  // server-rendered, escaped HTML
+      // Server-rendered, escaped HTML; dropped if the admin paused while it was on its way.
+      if (result.ok && !paused) target.innerHTML = result.text;
     } catch (error) {
       /* a missed refresh is retried at the next tick */
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.process
 
 WAIT_SECONDS = 20.0
 PHONE = (390, 844)
+REFRESH_SECONDS = 5  # data-refresh-seconds on the overview
 
 
 @pytest.fixture
@@ -154,11 +156,20 @@ def test_auto_refresh_can_be_paused_from_the_keyboard(
     driver: WebDriver, api_process: ApiProcess
 ) -> None:
     _sign_in_as_admin(driver, api_process)
+
+    def figures(page: WebDriver) -> str:
+        return str(page.find_element(By.ID, "snapshot-age").text)
+
+    first = figures(driver)
+    # The panel is fetched again every REFRESH_SECONDS; its "as of ... (n s ago)" line changes.
+    WebDriverWait(driver, 4 * REFRESH_SECONDS).until(lambda page: figures(page) != first)
     toggle = driver.find_element(By.ID, "refresh-toggle")
-    assert toggle.is_displayed()
     toggle.send_keys(Keys.SPACE)
     assert toggle.get_attribute("aria-pressed") == "true"
     assert toggle.text == "Resume auto-refresh"
+    paused = figures(driver)
+    time.sleep(2 * REFRESH_SECONDS)
+    assert figures(driver) == paused
 
 
 def test_a_non_admin_token_is_refused(driver: WebDriver, api_process: ApiProcess) -> None:
