@@ -91,25 +91,42 @@ async def _jobs_by_status(db: Database) -> dict[str, int]:
     return counts
 
 
-async def _outcomes(db: Database, now: datetime) -> tuple[Outcomes, Outcomes]:
-    """One pass over the runs that ended in the last day (index `retention_ttl` on endedAt)."""
+async def _outcomes(db: Database, now: datetime) -> tuple[Outcomes, Outcomes, int]:
+    """Last hour's and day's outcomes and the queued runs due, in one pass over `cron_runs`.
+
+    On MongoDB the `$or` is an index union: `retention_ttl` (endedAt) and `pending`
+    (status, notBefore); the stand-in scans the collection once instead of twice.
+    """
     hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+    pending = RunStatus.PENDING.value
     pipeline: list[Document] = [
-        {"$match": {"endedAt": {"$gte": day_ago}}},
+        {
+            "$match": {
+                "$or": [
+                    {"endedAt": {"$gte": day_ago}},
+                    {"status": pending, "notBefore": {"$lte": now}},
+                ]
+            }
+        },
         {
             "$group": {
                 "_id": "$status",
-                "day": {"$sum": 1},
+                "all": {"$sum": 1},
+                "day": {"$sum": {"$cond": [{"$gte": ["$endedAt", day_ago]}, 1, 0]}},
                 "hour": {"$sum": {"$cond": [{"$gte": ["$endedAt", hour_ago]}, 1, 0]}},
             }
         },
     ]
     day: Counter[str] = Counter()
     hour: Counter[str] = Counter()
+    due_runs = 0
     async for row in await db[RUNS].aggregate(pipeline):
+        if row["_id"] == pending:
+            due_runs = int(row["all"])
+            continue
         day[str(row["_id"])] += int(row["day"])
         hour[str(row["_id"])] += int(row["hour"])
-    return Outcomes(+hour), Outcomes(+day)  # unary + drops the zero counts
+    return Outcomes(+hour), Outcomes(+day), due_runs  # unary + drops the zero counts
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:
@@ -142,22 +159,15 @@ async def _due_jobs(db: Database, now: datetime) -> int:
     return await db[JOBS].count_documents(query, limit=BACKLOG_COUNT_LIMIT)
 
 
-async def _due_runs(db: Database, now: datetime) -> int:
-    """Queued run-now and retry runs whose time has come (index `pending`)."""
-    query = {"status": RunStatus.PENDING.value, "notBefore": {"$lte": now}}
-    return await db[RUNS].count_documents(query, limit=BACKLOG_COUNT_LIMIT)
-
-
 async def compute_snapshot(db: Database, stale_after: timedelta) -> Snapshot:
     """Run the overview's queries concurrently."""
     started = asyncio.get_running_loop().time()
     now = datetime.now(UTC)
-    jobs, (hour, day), lags, due_jobs, due_runs, workers = await asyncio.gather(
+    jobs, (hour, day, due_runs), lags, due_jobs, workers = await asyncio.gather(
         _jobs_by_status(db),
         _outcomes(db, now),
         _fire_lags(db, now),
         _due_jobs(db, now),
-        _due_runs(db, now),
         list_workers(db, now, stale_after),
     )
     return Snapshot(

@@ -52,6 +52,7 @@ async def test_overview_counts_runs_by_window_and_outcome(db: Database) -> None:
             _run("failed", timedelta(days=2), error="too old to count"),
             _unfinished("running"),
             {**_unfinished("pending"), "notBefore": datetime.now(UTC) - hours},
+            {**_unfinished("pending"), "notBefore": datetime.now(UTC) + hours},  # not due yet
         ]
     )
     await db[JOBS].insert_one(
