@@ -105,7 +105,9 @@ def activity(api_process: ApiProcess, mongo_uri: str) -> None:
                 "endedAt": scheduled + timedelta(seconds=2),
                 "durationMs": 1960,
                 "error": {
-                    "failed": "SMTP relay refused the message",
+                    "failed": ("SMTP relay refused the message", "HTTP 503 from hooks.example.com")[
+                        index // 4 % 2
+                    ],
                     "timeout": "timed out after 60 s",
                     "abandoned": "lease expired (worker lost)",
                 }.get(status),
