@@ -5,6 +5,7 @@ Mutations are not here: the dashboard changes jobs only through `shared.jobs_rep
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -136,30 +137,35 @@ async def _page_of(db: Database, query: Document, sort: JobSort, skip: int) -> l
     return [document async for document in cursor]
 
 
+def _within(query: Document, window: Document) -> Document:
+    """`query` narrowed to a window of the sort key (merged with a condition already on it)."""
+    key, bound = next(iter(window.items()))
+    return {**query, key: {**query.get(key, {}), **bound}}
+
+
 async def search_jobs(db: Database, search: JobSearch, now: datetime | None = None) -> JobPage:
     """One page (PAGE_SIZE jobs, plus one to know whether another page follows) and a count.
 
     "Next run" leaves out paused jobs (they have none). Sorted pages are read through
     `_head_windows`, so a first page sorts a few hundred jobs rather than all of them.
     """
+    now = now or datetime.now(UTC)
     query = search.query()
     if search.sort is JobSort.NEXT_RUN:
         query["nextRunAt"] = {"$ne": None}
     skip = (min(search.page, MAX_PAGE) - 1) * PAGE_SIZE
-    total = await _count(db, query)
-    windows: list[Document] = []
-    if total > SMALL_SORT:
-        floors = await _failure_floors(db, query) if search.sort is JobSort.FAILURES else ()
-        windows = _head_windows(search.sort, now or datetime.now(UTC), floors)
-    documents: list[Document] = []
-    for window in windows:
-        key, bound = next(iter(window.items()))
-        windowed = {**query, key: {**query.get(key, {}), **bound}}
-        documents = await _page_of(db, windowed, search.sort, skip)
-        if len(documents) > PAGE_SIZE:
-            break
-    else:
-        documents = await _page_of(db, query, search.sort, skip)
+    floors = await _failure_floors(db, query) if search.sort is JobSort.FAILURES else ()
+    windows = [_within(query, window) for window in _head_windows(search.sort, now, floors)]
+    # The count and the first (narrowest) attempt run side by side.
+    total, documents = await asyncio.gather(
+        _count(db, query), _page_of(db, windows[0] if windows else query, search.sort, skip)
+    )
+    if windows and len(documents) <= PAGE_SIZE:
+        wider = windows[1:] if total > SMALL_SORT else []  # a small result: sort it at once
+        for attempt in [*wider, query]:
+            documents = await _page_of(db, attempt, search.sort, skip)
+            if len(documents) > PAGE_SIZE:
+                break
     jobs = [JobDocument.from_mongo(document) for document in documents[:PAGE_SIZE]]
     return JobPage(
         jobs=jobs,
