@@ -9,7 +9,7 @@ RUN_ENV := .local/run.env
 CLIENT_DIR := clients/typescript
 CLIENT_STAMP := $(CLIENT_DIR)/node_modules/.installed-stamp
 
-.PHONY: install system-deps client-deps run token test lint typecheck unit bench clean
+.PHONY: install system-deps client-deps run token test lint typecheck unit bench bench-dashboard clean
 
 install: $(STAMP) $(MONGO_STAMP)
 
@@ -67,6 +67,10 @@ test: system-deps client-deps lint typecheck
 bench: install
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench
+
+# Dashboard page latency with 10,000 jobs and 200,000 runs (a few minutes): bench/dashboard.py.
+bench-dashboard: install
+	$(BIN)/python -m bench.dashboard
 
 clean:
 	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache

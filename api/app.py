@@ -14,6 +14,7 @@ from api.controllers.catalog import CatalogController
 from api.controllers.health import HealthController
 from api.controllers.history import HistoryController
 from api.controllers.jobs import JobController
+from api.dashboard import DASHBOARD_AUTH_EXCLUDE, dashboard_plugins
 from api.dependencies import DEPENDENCIES, STATE_KEY, Services, services_of
 from api.errors import EXCEPTION_HANDLERS
 from api.header_limit import HeaderSizeLimit
@@ -57,12 +58,16 @@ def create_app(settings: Settings, registry: JobTypeRegistry | None = None) -> L
         dependencies=DEPENDENCIES,
         middleware=[
             HeaderSizeLimit(),
-            DefineMiddleware(BearerAuthMiddleware, verifier=verifier, exclude=PUBLIC_PATHS),
+            DefineMiddleware(
+                BearerAuthMiddleware,
+                verifier=verifier,
+                exclude=[*PUBLIC_PATHS, DASHBOARD_AUTH_EXCLUDE],  # it has its own sign-in
+            ),
             rate_limit_config(settings, PUBLIC_PATHS).middleware,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(registry),
-        plugins=[PydanticPlugin(prefer_alias=True)],
+        plugins=[PydanticPlugin(prefer_alias=True), *dashboard_plugins(services)],
         request_class=ApiRequest,
         request_max_body_size=settings.max_body_bytes,
         state=State({STATE_KEY: services}),

@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(65_536, ge=1024, description="Largest accepted request body.")
     max_payload_depth: int = Field(8, ge=2, le=64, description="Deepest nesting in a job payload.")
 
+    # Operator dashboard (/dashboard)
+    dashboard_enabled: bool = Field(True, description="Serve the admin dashboard at /dashboard.")
+    dashboard_session_secret: SecretStr | None = Field(
+        None,
+        description="Key signing dashboard session cookies (32+ characters); unset: derived "
+        "from CRON_JWT_SECRET, else random per process.",
+    )
+    dashboard_session_minutes: int = Field(
+        60, ge=1, le=24 * 60, description="Dashboard sign-in lifetime (never past the token's)."
+    )
+
     # Worker
     worker_name: str = Field(
         default_factory=socket.gethostname,
@@ -165,7 +176,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("jwt_secret")
+    @field_validator("jwt_secret", "dashboard_session_secret")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_JWT_SECRET_LENGTH:

@@ -305,6 +305,7 @@ cronjobs is running. Ctrl-C stops the API, the worker and the database.
 
   API      {base}
   OpenAPI  {base}/schema  (JSON: {base}/schema/openapi.json)
+  Dashboard {base.removesuffix("/api/cron")}/dashboard/  (sign in with the admin token below)
 
 In another shell, load the variables below and the stack's secrets (tokens valid 24 h):
   set -a; . {RUN_ENV_FILE.relative_to(ROOT)}; set +a
