@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,11 @@ from typing import Any
 import jwt
 import pytest
 from bson import ObjectId
-from pymongo import MongoClient
 from pymongo.database import Database as SyncDatabase
 
 from shared.cli import main
-from shared.db import JOBS, OWNER_QUOTAS, RUNS, WORKERS, Database
+from shared.db import JOBS, OWNER_QUOTAS, RUNS, WORKERS
 from shared.model import JobDocument
-from shared.settings import Settings
 from tests.support import TEST_JWT_SECRET, external_mongodb_uri
 
 COMMANDS = [
@@ -43,26 +40,6 @@ COMMANDS = [
     ["workers"],
     ["workers", "list"],
 ]
-
-
-@pytest.fixture
-def environ(settings: Settings) -> dict[str, str]:
-    return {
-        "CRON_MONGODB_URI": settings.mongodb_uri,
-        "CRON_DB_NAME": settings.db_name,
-        "CRON_JWT_SECRET": TEST_JWT_SECRET,
-        "CRON_LOG_LEVEL": "WARNING",
-    }
-
-
-@pytest.fixture
-def store(db: Database, settings: Settings) -> Iterator[SyncDatabase[dict[str, Any]]]:
-    """A synchronous handle on the test's database (indexed and dropped by `db`)."""
-    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongodb_uri, tz_aware=True)
-    try:
-        yield client[settings.db_name]
-    finally:
-        client.close()
 
 
 def _run(capsys: pytest.CaptureFixture[str], environ: dict[str, str], *argv: str) -> Any:

@@ -4,40 +4,17 @@ and one-line errors for whatever the server answers."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from bson import ObjectId
-from pymongo import MongoClient
 from pymongo.database import Database as SyncDatabase
 
 from shared.cli import main
-from shared.db import JOBS, RUNS, Database
-from shared.settings import Settings
-from tests.support import TEST_JWT_SECRET
+from shared.db import JOBS, RUNS
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def environ(settings: Settings) -> dict[str, str]:
-    return {
-        "CRON_MONGODB_URI": settings.mongodb_uri,
-        "CRON_DB_NAME": settings.db_name,
-        "CRON_JWT_SECRET": TEST_JWT_SECRET,
-        "CRON_LOG_LEVEL": "WARNING",
-    }
-
-
-@pytest.fixture
-def store(db: Database, settings: Settings) -> Iterator[SyncDatabase[dict[str, Any]]]:
-    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongodb_uri, tz_aware=True)
-    try:
-        yield client[settings.db_name]
-    finally:
-        client.close()
 
 
 def _json(capsys: pytest.CaptureFixture[str], environ: dict[str, str], *argv: str) -> Any:
