@@ -14,8 +14,8 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from shared.db import JOBS, RUNS, Document
 from shared.model import RunStatus
+from shared.runs import utc_now
 from worker.backoff import Backoff, Stopped, brief, persist
-from worker.records import utc_now
 from worker.store import WorkerStore
 from worker.timetable import Timetable
 

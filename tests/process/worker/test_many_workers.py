@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 
 from shared.db import JOBS, RUNS, Database
+from shared.runs import utc_now
 from tests.integration.worker.factory import create_job, wait_for
 from tests.process.conftest import SpawnWorker
 from tests.process.worker.conftest import LagBook, wait_ready
-from worker.records import utc_now
 
 pytestmark = pytest.mark.process
 

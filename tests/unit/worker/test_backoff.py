@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure
+from structlog.testing import capture_logs
 
 from worker.backoff import Backoff, Stopped, brief, is_transient, persist
 
@@ -72,3 +73,20 @@ def test_errors_are_logged_briefly() -> None:
     )
     assert brief(error) == "127.0.0.1:1: connection refused"
     assert brief(OperationFailure("")) == "OperationFailure"
+
+
+async def test_an_outage_is_logged_when_it_starts_and_when_it_ends() -> None:
+    """Chaos finding 5: every `db.unavailable` is followed by a `db.available`."""
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 4:
+            raise AutoReconnect("down")
+        return "done"
+
+    with capture_logs() as logs:
+        await persist(flaky, what="claim")
+    events = [(line["event"], line["operation"]) for line in logs]
+    assert events == [("db.unavailable", "claim"), ("db.available", "claim")]
