@@ -22,8 +22,11 @@ from worker.timetable import Timetable
 MAX_AWAIT_MS: Final = 1000
 # A getMore that returns empty much sooner than MAX_AWAIT_MS means the server does not wait
 # (see the README's known differences): back off locally instead of spinning.
+# The pause doubles while the stream stays idle, up to what MongoDB itself waits per getMore, so
+# an idle worker makes at most one getMore per stream and second (a real server answers such a
+# getMore only after MAX_AWAIT_MS: there the pause never happens).
 IDLE_FIRST_SECONDS: Final = 0.05
-IDLE_MAX_SECONDS: Final = 0.25
+IDLE_MAX_SECONDS: Final = MAX_AWAIT_MS / 1000
 TOKEN_SAVE_SECONDS: Final = 1.0
 # Under a steady flow of changes every getMore returns at once: reading them in batches at most
 # this often bounds the getMores per stream (the worker's own writes are most of the flow).
@@ -80,7 +83,7 @@ class ChangeWatcher:
             )
         except Stopped:
             return
-        backoff = Backoff()
+        backoff = Backoff("change stream")
         while not stop.is_set():
             try:
                 stream = await self._open()
@@ -92,7 +95,7 @@ class ChangeWatcher:
             except PyMongoError as error:
                 await self._wait_out(error, backoff, stop)
                 continue
-            backoff.reset()
+            backoff.succeeded()
             try:
                 async with stream:
                     await self._consume(stream, stop)
@@ -151,8 +154,7 @@ class ChangeWatcher:
         self.token = None
 
     async def _wait_out(self, error: PyMongoError, backoff: Backoff, stop: asyncio.Event) -> None:
-        if backoff.should_warn():
-            self.log.warning("db.unavailable", operation="change stream", error=brief(error))
+        backoff.failed(error, collection=self.collection)
         await backoff.wait(stop)
 
     async def save_token(self, *, due_only: bool = False) -> None:
