@@ -48,6 +48,8 @@ class Enqueued:
     more: bool = False
     # The `nextRunAt` advances, written by `advance()` once the slots are recorded.
     advances: list[Advance] = field(default_factory=list)
+    # Some slots were queued by another worker first: the queue holds runs to claim.
+    others_queued: bool = False
 
 
 class Scheduler:
@@ -102,7 +104,13 @@ class Scheduler:
         )
         fresh = [parse_run(documents[index]) for index, _ in queued if index not in duplicates]
         jobs_read = {job.id: job for _, job in queued}
-        return Enqueued(fresh=fresh, jobs=jobs_read, more=len(jobs) >= batch, advances=advances)
+        return Enqueued(
+            fresh=fresh,
+            jobs=jobs_read,
+            more=len(jobs) >= batch,
+            advances=advances,
+            others_queued=len(fresh) < len(queued),
+        )
 
     async def advance(self, enqueued: Enqueued) -> None:
         """Move the batch's jobs past the recorded slots (one `bulk_write`, `$max`)."""
