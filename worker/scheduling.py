@@ -189,6 +189,11 @@ def is_slot_of(job: JobView, slot: datetime) -> bool:
         return False
 
 
+def next_slot(job: JobView, slot: datetime) -> datetime:
+    """The job's first slot after `slot` (its schedule is known to be usable)."""
+    return schedule_for(job.cron, job.timezone).next_after(slot)
+
+
 @dataclass(frozen=True)
 class DueSlots:
     """Slot arithmetic of one schedule from one `nextRunAt` at one instant."""

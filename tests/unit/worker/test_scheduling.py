@@ -148,6 +148,9 @@ def test_a_run_is_judged_in_one_place() -> None:
         RunReason.RESCHEDULED
     )
     assert judge(late, skip, now, busy=False).reason is RunReason.MISFIRE_GRACE
+    # Queued but not started before the next slot came due: only the latest slot runs.
+    an_hour_on = slot + timedelta(hours=1, seconds=1)
+    assert judge(on_time, skip, an_hour_on, busy=False).reason is RunReason.SUPERSEDED
     assert judge(on_time, skip, now, busy=True).reason is RunReason.OVERLAP
     assert judge(retry, skip, now, busy=True).verdict is Verdict.DEFER
     assert judge(on_time, allow, now, busy=True).verdict is Verdict.START
