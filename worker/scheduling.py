@@ -81,14 +81,17 @@ class Scheduler:
         documents: list[Document] = []
         queued: list[tuple[int, JobView]] = []
         advances: list[Advance] = []
+        memo: dict[tuple[str, str, datetime], DueSlots] = {}
         for job in jobs:
+            key = (job.cron, job.timezone, job.next_run_at or now)
             try:
-                slots = due_slots(
+                slots = memo.get(key) or due_slots(
                     schedule_for(job.cron, job.timezone),
                     job.next_run_at or now,
                     now,
                     self.settings.max_missed_records,
                 )
+                memo[key] = slots
             except ValueError as error:  # ScheduleError, or a schedule that never fires again
                 await self._park(job, getattr(error, "message", str(error)))
                 continue
@@ -167,6 +170,12 @@ def schedule_for(cron: str, timezone: str) -> Schedule:
     return Schedule.parse(cron, timezone)
 
 
+@lru_cache(maxsize=65_536)
+def _next_after(cron: str, timezone: str, instant: datetime) -> datetime:
+    """The first fire time after `instant` (cached: a herd asks the same question many times)."""
+    return schedule_for(cron, timezone).next_after(instant)
+
+
 def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> datetime:
     """The latest instant the run of `slot` may start (checked when it is claimed).
 
@@ -174,7 +183,7 @@ def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> dateti
     at that slot, at least 1 s, at most CRON_MISFIRE_THRESHOLD_SECONDS. Later, it is a misfire:
     `skip` never runs it; `runOnce` still runs it within `misfireGraceSeconds`.
     """
-    interval = schedule_for(job.cron, job.timezone).next_after(slot) - slot
+    interval = _next_after(job.cron, job.timezone, slot) - slot
     tolerance = min(threshold, max(_SECOND, interval * ON_TIME_SHARE))
     if job.options.misfire_policy is MisfirePolicy.SKIP:
         return slot + tolerance
@@ -184,14 +193,14 @@ def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> dateti
 def is_slot_of(job: JobView, slot: datetime) -> bool:
     """Whether `slot` is a fire time of the job's current schedule (False if unusable)."""
     try:
-        return schedule_for(job.cron, job.timezone).next_after(slot - _SECOND) == slot
+        return _next_after(job.cron, job.timezone, slot - _SECOND) == slot
     except ValueError:
         return False
 
 
 def next_slot(job: JobView, slot: datetime) -> datetime:
     """The job's first slot after `slot` (its schedule is known to be usable)."""
-    return schedule_for(job.cron, job.timezone).next_after(slot)
+    return _next_after(job.cron, job.timezone, slot)
 
 
 @dataclass(frozen=True)
