@@ -83,8 +83,8 @@ def judge(run: RunView, job: JobView | None, now: datetime, *, busy: bool) -> Ju
     """The one decision about starting `run`, on its job as read (`busy`: a run is active).
 
     Deleted job: skipped. Paused: skipped (a run-now of a paused job still runs). A queued
-    slot the schedule no longer has: skipped ("rescheduled"); one whose next slot is due
-    already: missed ("a later slot was already due"). Past its start deadline:
+    slot the schedule no longer has: skipped ("rescheduled"); one the schedule stage has
+    queued a later slot after: missed ("a later slot was already due"). Past its start deadline:
     missed. Overlap `skip` with a run in progress: a retry waits, anything else is skipped.
     """
     if job is None:
@@ -94,8 +94,9 @@ def judge(run: RunView, job: JobView | None, now: datetime, *, busy: bool) -> Ju
     if run.trigger is RunTrigger.SCHEDULE:
         if not is_slot_of(job, run.scheduled_for):
             return Judgement(Verdict.SKIP, RunReason.RESCHEDULED)
-        if next_slot(job, run.scheduled_for) <= now:
-            # A later slot is due already: only the latest due slot runs (no catch-up storm).
+        if job.next_run_at is not None and next_slot(job, run.scheduled_for) < job.next_run_at:
+            # The schedule stage has queued a later slot since: only the latest one runs (when
+            # claims fall behind, each job keeps one runnable slot, never a catch-up storm).
             return Judgement(Verdict.MISS, RunReason.SUPERSEDED)
     if run.start_deadline is not None and now > run.start_deadline:
         skip = job.options.misfire_policy is MisfirePolicy.SKIP
