@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared import quota
 from shared.db import JOBS, REPORTS, RUNS, Database, Document
@@ -22,15 +22,18 @@ from shared.model import (
     RunDocument,
     RunStatus,
     RunTrigger,
-    manual_slot_key,
 )
+from shared.runs import RunReason, manual_run, slot_record, utc_now
 from shared.schedule import Schedule
 
 # Fields whose change moves the schedule: `nextRunAt` is recomputed in the same write.
 SCHEDULE_FIELDS: Final = frozenset({"cron", "timezone", "enabled"})
 # Optimistic read-modify-write rounds before giving up under write contention.
 WRITE_ATTEMPTS: Final = 5
-DELETED_JOB_ERROR: Final = "job deleted"
+DELETED_JOB_ERROR: Final = RunReason.JOB_DELETED.value
+# Due slots an edit records one by one (`skipped`, "rescheduled"/"paused"); beyond, one summary.
+MAX_EDIT_RECORDS: Final = 100
+MAX_EDIT_COUNT: Final = 10_000
 # A run-now reservation whose run is missing counts this long: the run is inserted right after
 # the reservation, so an older one was left by a request that died in between.
 RESERVATION_GRACE: Final = timedelta(seconds=30)
@@ -134,12 +137,6 @@ class JobSpec:
             "payloadByAdmin": self.payload_by_admin,
             **self.options.model_dump(by_alias=True, mode="json"),
         }
-
-
-def utc_now() -> datetime:
-    """Now in UTC, truncated to milliseconds (what BSON dates keep)."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def next_run_at(cron: str, timezone: str, *, enabled: bool, now: datetime) -> datetime | None:
@@ -286,8 +283,46 @@ async def update_job(
         except DuplicateKeyError:
             raise DuplicateJobNameError(current.owner_id, spec.name) from None
         if updated is not None:
+            if "nextRunAt" in changes:
+                await _record_due_slots(db, current, changes, now or utc_now())
             return JobDocument.from_mongo(updated)
     raise VersionConflictError(job_id, None, None)
+
+
+async def _record_due_slots(
+    db: Database, before: JobDocument, changes: Document, now: datetime
+) -> None:
+    """Slots that were due but not yet queued when an edit moved the schedule: `skipped`.
+
+    A pause or a new cron/timezone recomputes `nextRunAt` from now; the slots between the old
+    `nextRunAt` and now (a backlog while no worker ran, or a slot racing the edit) get a record
+    with the reason, so every due slot ends with one. A slot a worker queued first is a
+    duplicate (the unique index) and is left to the worker, which judges it on the edited job.
+    """
+    if not before.enabled or before.next_run_at is None or before.next_run_at > now:
+        return
+    reason = RunReason.PAUSED if changes.get("enabled") is False else RunReason.RESCHEDULED
+    try:
+        schedule = Schedule.parse(before.cron, before.timezone)
+        slots = schedule.slots_between(before.next_run_at, now, MAX_EDIT_RECORDS + 1)
+    except ValueError:
+        return  # the old schedule is unusable: it had no slots to lose
+    records = [
+        slot_record(before, slot, RunStatus.SKIPPED, reason, now=now)
+        for slot in slots[:MAX_EDIT_RECORDS]
+    ]
+    if len(slots) > MAX_EDIT_RECORDS:
+        rest = schedule.slots_between(slots[MAX_EDIT_RECORDS], now, MAX_EDIT_COUNT)
+        summary = slot_record(
+            before, rest[0], RunStatus.SKIPPED, reason, now=now, missed_count=len(rest)
+        )
+        records.append(summary)
+    if records:
+        try:
+            await db[RUNS].insert_many(records, ordered=False)
+        except BulkWriteError as error:
+            if any(item.get("code") != 11000 for item in error.details.get("writeErrors", [])):
+                raise
 
 
 async def set_enabled(
@@ -357,22 +392,7 @@ async def queue_run_now(db: Database, job: JobDocument, *, now: datetime | None 
     run_id = ObjectId()
     if job.overlap_policy is OverlapPolicy.SKIP:
         await _reserve_queued_run(db, job, run_id)
-    await db[RUNS].insert_one(
-        {
-            "_id": run_id,
-            "jobId": job.id,
-            "ownerId": job.owner_id,
-            "jobName": job.name,
-            "type": job.type,
-            "slot": manual_slot_key(run_id),
-            "scheduledFor": now,
-            "trigger": RunTrigger.MANUAL.value,
-            "attempt": 1,
-            "status": RunStatus.PENDING.value,
-            "notBefore": now,
-            "createdAt": now,
-        }
-    )
+    await db[RUNS].insert_one(manual_run(job, now=now, run_id=run_id))
     return run_id
 
 

@@ -155,6 +155,8 @@ class RunDocument(CamelModel):
     attempt: int = 1
     status: RunStatus
     not_before: datetime | None = None
+    # A scheduled run claimed later than this is recorded `missed` (its misfire bound).
+    start_deadline: datetime | None = None
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
     created_at: datetime

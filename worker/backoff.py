@@ -1,4 +1,8 @@
-"""Waiting out database outages: capped exponential backoff and a retry-until-stopped helper."""
+"""Waiting out database outages: capped exponential backoff, outage logs, retry-until-stopped.
+
+Every outage a component sees is logged as `db.unavailable` when it starts (repeated every
+WARN_EVERY_SECONDS) and `db.available` when that component's next operation succeeds.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from typing import Final, TypeVar
 import structlog
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+from shared.runs import error_summary
+
 T = TypeVar("T")
 
 FIRST_DELAY_SECONDS: Final = 0.25
@@ -18,14 +24,12 @@ MAX_DELAY_SECONDS: Final = 5.0
 # Repeat the "still unavailable" warning at most this often during one outage.
 WARN_EVERY_SECONDS: Final = 30.0
 
-log = structlog.get_logger("worker.backoff")
+log = structlog.get_logger("worker.db")
 
 
 def brief(error: BaseException) -> str:
     """An error for a log line: its first line, without PyMongo's topology description."""
-    lines = str(error).strip().splitlines()
-    text = lines[0].split(", Timeout: ")[0] if lines else ""
-    return text[:300] or type(error).__name__
+    return error_summary(error, with_class=False)
 
 
 class Stopped(Exception):
@@ -40,15 +44,20 @@ def is_transient(error: BaseException) -> bool:
 
 
 class Backoff:
-    """Delays 0.25 s, 0.5 s, 1 s ... up to 5 s (with jitter); `reset()` after a success."""
+    """Delays 0.25 s, 0.5 s, 1 s ... up to 5 s (with jitter), and the outage's log lines."""
 
     def __init__(
-        self, first: float = FIRST_DELAY_SECONDS, ceiling: float = MAX_DELAY_SECONDS
+        self,
+        operation: str = "database",
+        first: float = FIRST_DELAY_SECONDS,
+        ceiling: float = MAX_DELAY_SECONDS,
     ) -> None:
+        self.operation = operation
         self.first = first
         self.ceiling = ceiling
         self.failures = 0
         self._last_warning = 0.0
+        self._outage_began: float | None = None
 
     def next_delay(self) -> float:
         """The delay before the next attempt; grows with each call until `reset()`."""
@@ -67,6 +76,27 @@ class Backoff:
             self._last_warning = now
             return True
         return False
+
+    def failed(self, error: BaseException, **context: object) -> None:
+        """A transient failure: `db.unavailable` at the first one and every WARN_EVERY_SECONDS."""
+        now = time.monotonic()
+        if self._outage_began is None:
+            self._outage_began = now
+        elif now - self._last_warning < WARN_EVERY_SECONDS:
+            return
+        self._last_warning = now
+        log.warning("db.unavailable", operation=self.operation, error=brief(error), **context)
+
+    def succeeded(self) -> None:
+        """The operation worked: `db.available` if it had failed before; forget the failures."""
+        if self._outage_began is not None:
+            log.info(
+                "db.available",
+                operation=self.operation,
+                outage_seconds=round(time.monotonic() - self._outage_began, 1),
+            )
+            self._outage_began = None
+        self.reset()
 
     async def wait(self, stop: asyncio.Event | None = None) -> bool:
         """Sleep the next delay; return False at once if `stop` is set (before or during)."""
@@ -92,14 +122,16 @@ async def persist(
     Raises Stopped if `stop` is set while waiting; other errors propagate at once. Use it only
     for idempotent operations: a transient error may hide a write the server did apply.
     """
-    backoff = Backoff()
+    backoff = Backoff(what)
     while True:
         try:
-            return await operation()
+            result = await operation()
         except PyMongoError as error:
             if not is_transient(error):
                 raise
-            if backoff.should_warn():
-                log.warning("db.unavailable", operation=what, error=brief(error))
+            backoff.failed(error)
             if not await backoff.wait(stop):
                 raise Stopped(what) from error
+            continue
+        backoff.succeeded()
+        return result

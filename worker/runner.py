@@ -7,27 +7,26 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
-import httpx
 import structlog
 from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from shared.db import Database, ensure_indexes
 from shared.registry import JobTypeRegistry, build_registry
+from shared.runs import utc_now
 from shared.settings import Settings
 from worker.backoff import Backoff, Stopped, brief, is_transient, persist
-from worker.claimer import Claimer
-from worker.context import Handler
-from worker.executor import Executor
-from worker.finisher import Finisher
-from worker.heartbeat import Heartbeat, WorkerState
-from worker.pending import PendingClaimer
-from worker.records import Claimed, ClaimPass, utc_now
-from worker.store import WorkerStore
+from worker.claiming import Claimed, Claimer
+from worker.context import Executor, Handler
+from worker.leases import Leases, RunBook, WorkerState
+from worker.outcomes import Finisher
+from worker.recovery import Recovery
+from worker.scheduling import Scheduler
+from worker.store import JobView, RunView, WorkerStore
 from worker.streams import StreamHub, StreamsUnavailable
 from worker.timetable import DueTime, Timetable
 
@@ -41,7 +40,6 @@ CAPACITY_BATCH_SECONDS: Final = 0.01
 # After the grace period, cancelled handlers get this long to unwind.
 CANCEL_WAIT_SECONDS: Final = 5.0
 FINAL_FLUSH_SECONDS: Final = 10.0
-HTTP_TIMEOUT_SECONDS: Final = 30.0
 
 log = structlog.get_logger("worker")
 
@@ -69,21 +67,21 @@ class Worker:
         self.stop_event = asyncio.Event()
         self.timetable = Timetable()
         self.finisher = Finisher(self.store)
+        self.scheduler = Scheduler(self.store, settings, self.stop_event)
         self.claimer = Claimer(self.store, settings, self.stop_event)
-        self.pending = PendingClaimer(self.store, settings, self.stop_event)
         mode = "streams" if settings.use_change_streams else "polling"
         self.state = WorkerState(self.worker_id, settings.worker_name, utc_now(), mode)
-        self.heartbeat = Heartbeat(
-            self.store,
-            settings,
-            self.state,
-            self.finisher,
-            held_runs=self.held_runs,
-            executing_runs=lambda: set(self.in_flight),
-        )
+        self.book = RunBook(self.finisher)
+        self.in_flight = self.book.executing
+        self.leases = Leases(self.store, settings, self.state, self.book)
+        self.recovery = Recovery(self.store, settings, self.finisher)
         self.registry = registry or build_registry(settings)
         self.handlers = handlers
-        self.in_flight: dict[ObjectId, asyncio.Task[None]] = {}
+        # Counted over the worker's life (logged at shutdown): runs started, acquire conflicts.
+        self.started_runs = 0
+        self.claim_conflicts = 0
+        # A claim pass said more pending runs are due right now.
+        self._pending_now = False
         self.streams = StreamHub(
             self.store, settings.worker_name, self.timetable, self._fall_back_to_polling
         )
@@ -100,10 +98,6 @@ class Worker:
         self.stop_event.set()
         self.timetable.wake.set()
 
-    def held_runs(self) -> list[ObjectId]:
-        """Runs whose lease this worker must keep: executing, or finished but not yet written."""
-        return list(dict.fromkeys([*self.in_flight, *self.finisher.unwritten_run_ids()]))
-
     def capacity(self) -> int:
         """How many more handlers may start now."""
         return self.settings.worker_concurrency - len(self.in_flight)
@@ -116,31 +110,30 @@ class Worker:
 
             self.handlers = HANDLERS
         log.info("worker.starting", name=self.settings.worker_name, mode=self.state.mode)
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS) as http:
-            self._executor = Executor(self.settings, self.registry, self.handlers, self.db, http)
-            try:
-                await persist(
-                    lambda: ensure_indexes(self.db, self.settings),
-                    what="ensure indexes",
-                    stop=self.stop_event,
-                )
-            except Stopped:
-                return
-            background = [
-                asyncio.create_task(self.finisher.run(), name="finisher"),
-                asyncio.create_task(self._beat_forever(), name="heartbeat"),
-            ]
-            if self.settings.use_change_streams:
-                self.streams.start(self.stop_event)
-            try:
-                await self._loop()
-            finally:
-                await self._shutdown(background)
+        self._executor = Executor(self.settings, self.registry, self.handlers, self.db)
+        try:
+            await persist(
+                lambda: ensure_indexes(self.db, self.settings),
+                what="ensure indexes",
+                stop=self.stop_event,
+            )
+        except Stopped:
+            return
+        background = [
+            asyncio.create_task(self.finisher.run(), name="finisher"),
+            asyncio.create_task(self._beat_forever(), name="heartbeat"),
+        ]
+        if self.settings.use_change_streams:
+            self.streams.start(self.stop_event)
+        try:
+            await self._loop()
+        finally:
+            await self._shutdown(background)
 
     # --- the run loop ------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff("claim")
         while not self.stop_event.is_set():
             self.timetable.wake.clear()
             try:
@@ -150,48 +143,59 @@ class Worker:
             except PyMongoError as error:
                 if not is_transient(error):
                     log.error("worker.claim_failed", error=brief(error))
-                elif backoff.should_warn():
-                    log.warning("db.unavailable", operation="claim", error=brief(error))
+                else:
+                    backoff.failed(error)
                 await backoff.wait(self.stop_event)
                 continue
-            if backoff.failures:
-                log.info("db.available")
-                backoff.reset()
+            backoff.succeeded()
             if not busy:
                 await self._idle()
 
     async def _tick(self) -> bool:
-        """Claim what is due, refresh what is stale; True if more work is due right now."""
-        jobs_busy = await self._round(
-            "jobs", self.timetable.jobs, self.claimer.claim_scheduled, self.store.earliest_job_time
-        )
-        pending_busy = await self._round(
-            "pending",
-            self.timetable.pending,
-            self.pending.claim,
-            self.store.earliest_pending_time,
-        )
-        return jobs_busy or pending_busy
+        """Queue due slots, then claim due runs; True if more work is due right now.
 
-    async def _round(
-        self,
-        kind: str,
-        due: DueTime,
-        claim: Callable[[int], Awaitable[ClaimPass]],
-        earliest: Callable[[datetime], Awaitable[datetime | None]],
-    ) -> bool:
-        if due.due(utc_now()):
+        Runs this pass queued are claimed at once (their jobs were just read); other
+        pending runs (run-now, retries, slots queued by other workers) come from the queue.
+        """
+        jobs = self.timetable.jobs
+        if not jobs.due(utc_now()):
+            if self._stale("jobs", jobs):
+                await self._lookup("jobs", jobs, self.store.earliest_job_time, jobs.at)
+            return await self._claim_round((), {})
+        enqueued = await self.scheduler.enqueue_due()
+        if enqueued.others_queued:
+            self._pending_now = True  # slots another worker queued: look at the queue too
+        # The advances go out together with the claim of what was just queued.
+        _, busy = await asyncio.gather(
+            self.scheduler.advance(enqueued), self._claim_round(enqueued.fresh, enqueued.jobs)
+        )
+        if not enqueued.more:
+            await self._lookup("jobs", jobs, self.store.earliest_job_time, None)
+        return busy or enqueued.more
+
+    async def _claim_round(self, fresh: Sequence[RunView], known: dict[ObjectId, JobView]) -> bool:
+        pending = self.timetable.pending
+        due = bool(fresh) or self._pending_now or pending.due(utc_now())
+        if due:
             capacity = self.capacity()
             if capacity <= 0:
+                self._pending_now = True
                 return False  # a finishing handler wakes the loop
-            claimed = await claim(capacity)
-            self._start(claimed.claimed)
-            if claimed.more:
+            # A pass of fresh runs does not read the queue: if it holds runs too, look next tick.
+            queue_waits = bool(fresh) and self._pending_now
+            passed = await self.claimer.claim(capacity, fresh, known)
+            self.claim_conflicts += passed.conflicts
+            self._start(passed.claimed)
+            self._pending_now = passed.more or queue_waits
+            if self._pending_now:
                 return True
-            await self._lookup(kind, due, earliest, None)
-        elif due.stale and time.monotonic() - self._last_lookup[kind] >= LOOKUP_GAP_SECONDS:
-            await self._lookup(kind, due, earliest, due.at)
+            await self._lookup("pending", pending, self.store.earliest_pending_time, None)
+        elif self._stale("pending", pending):
+            await self._lookup("pending", pending, self.store.earliest_pending_time, pending.at)
         return False
+
+    def _stale(self, kind: str, due: DueTime) -> bool:
+        return due.stale and time.monotonic() - self._last_lookup[kind] >= LOOKUP_GAP_SECONDS
 
     async def _lookup(
         self,
@@ -237,6 +241,7 @@ class Worker:
     # --- handler tasks -----------------------------------------------------------------------
 
     def _start(self, claimed: list[Claimed]) -> None:
+        self.started_runs += len(claimed)
         for item in claimed:
             task = asyncio.create_task(self._execute(item), name=f"run-{item.run_id}")
             self.in_flight[item.run_id] = task
@@ -257,9 +262,23 @@ class Worker:
     # --- background tasks --------------------------------------------------------------------
 
     async def _beat_forever(self) -> None:
+        """Every heartbeat: renew leases, report, reap, sweep (each on its own: an outage only
+        delays them)."""
+        backoff = Backoff("heartbeat")
+        steps = (self.leases.renew, self.leases.report, self.recovery.reap, self.recovery.sweep)
         while True:
-            self.state.runs_in_flight = len(self.in_flight)
-            await self.heartbeat.beat()
+            now = utc_now()
+            failed = False
+            for step in steps:
+                try:
+                    await step(now)
+                except PyMongoError as error:
+                    failed = True
+                    backoff.failed(error, step=step.__name__)
+            if not failed:
+                backoff.succeeded()
+            # Queued slots are not followed by the change stream: look at the queue every beat.
+            self.timetable.pending.unknown()
             await asyncio.sleep(self.settings.heartbeat_seconds)
 
     def _fall_back_to_polling(self, error: StreamsUnavailable) -> None:
@@ -292,11 +311,12 @@ class Worker:
         except TimeoutError:
             log.error("worker.unwritten_runs", runs=len(self.finisher))
         await _cancel(background)
-        self.state.runs_in_flight = len(self.in_flight)
         now = utc_now()
         with contextlib.suppress(PyMongoError):
-            await self.heartbeat.report(now, stoppedAt=now)
-        log.info("worker.stopped")
+            await self.leases.report(now, stoppedAt=now)
+        log.info(
+            "worker.stopped", started_runs=self.started_runs, claim_conflicts=self.claim_conflicts
+        )
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

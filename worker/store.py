@@ -1,30 +1,170 @@
-"""Every MongoDB query the worker makes: claims, advances, finishes, leases, heartbeats, tokens."""
+"""Every MongoDB query the worker makes, and the typed views documents are parsed into.
+
+Vocabulary: `acquire_*` takes runs for this worker, `release_*` gives claimed runs up (skipped,
+missed, deferred or back to the queue), `extend_*_leases` renews, `reap_*` ends runs of workers
+that stopped. The store knows documents and queries, nothing of handlers.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
+import structlog
 from bson import ObjectId, Timestamp
-from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pydantic import ValidationError
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.db import JOBS, RUNS, STREAM_TOKENS, WORKERS, Collection, Database, Document
-from shared.model import JobStatus, RunStatus
-from worker.records import FAILED_STATUSES, Advance, Outcome
+from shared.model import JobOptions, JobStatus, OverlapPolicy, RunStatus, RunTrigger
+from worker.outcomes import FAILED_STATUSES, Outcome
 
-DUPLICATE_KEY = 11000
-RUNNING = RunStatus.RUNNING.value
-PENDING = RunStatus.PENDING.value
-FAILED_STATUS_VALUES = frozenset(status.value for status in FAILED_STATUSES)
+DUPLICATE_KEY: Final = 11000
+RUNNING: Final = RunStatus.RUNNING.value
+PENDING: Final = RunStatus.PENDING.value
+FAILED_STATUS_VALUES: Final = frozenset(status.value for status in FAILED_STATUSES)
 # Below every ObjectId: `activeRunIds > LOWEST_ID` matches jobs with an active run (an index range).
-LOWEST_ID = ObjectId(b"\x00" * 12)
+LOWEST_ID: Final = ObjectId(b"\x00" * 12)
+_OPTION_FIELDS: Final = (
+    "retry",
+    "timeoutSeconds",
+    "overlapPolicy",
+    "misfirePolicy",
+    "misfireGraceSeconds",
+)
+
+log = structlog.get_logger("worker.store")
+# (job id, version) whose unusable options were logged already: one line per job version.
+_reported_options: set[tuple[Any, Any]] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """A `cron_jobs` document as the worker core uses it (parsed once, at the store)."""
+
+    id: ObjectId
+    owner_id: str
+    name: str
+    type: str
+    cron: str
+    timezone: str
+    enabled: bool
+    version: Any
+    next_run_at: datetime | None
+    active_run_ids: tuple[ObjectId, ...]
+    options: JobOptions
+    # The stored document, for handlers (parsed into JobDocument when a run executes).
+    raw: Document
+
+    @property
+    def overlap_skip(self) -> bool:
+        """Whether overlap policy `skip` applies."""
+        return self.options.overlap_policy is OverlapPolicy.SKIP
+
+
+def parse_job(document: Document) -> JobView:
+    """The view of a stored job; unusable options fall back to the defaults, logged."""
+    fields = {key: document[key] for key in _OPTION_FIELDS if key in document}
+    try:
+        options = JobOptions.model_validate(fields)
+    except ValidationError as error:
+        options = JobOptions()
+        key = (document.get("_id"), document.get("version"))
+        if key not in _reported_options:
+            _reported_options.add(key)
+            log.error("job.invalid_options", job_id=str(key[0]), error=str(error.errors()[0]))
+    active = document.get("activeRunIds")
+    return JobView(
+        id=document["_id"],
+        owner_id=str(document.get("ownerId", "")),
+        name=str(document.get("name", "")),
+        type=str(document.get("type", "")),
+        cron=str(document.get("cron", "")),
+        timezone=str(document.get("timezone") or "UTC"),
+        enabled=document.get("enabled") is True,
+        version=document.get("version"),
+        next_run_at=document.get("nextRunAt"),
+        active_run_ids=tuple(active) if isinstance(active, list) else (),
+        options=options,
+        raw=document,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """A `cron_runs` document as the worker core uses it."""
+
+    id: ObjectId
+    job_id: ObjectId
+    slot: str
+    scheduled_for: datetime
+    trigger: RunTrigger
+    attempt: int
+    status: RunStatus
+    start_deadline: datetime | None
+    worker_id: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    owner_id: str | None
+    error: str | None
+    # The stored document (a retry copies its identity fields).
+    raw: Document
+
+
+def parse_run(document: Document) -> RunView:
+    """The view of a stored run."""
+    return RunView(
+        id=document["_id"],
+        job_id=document["jobId"],
+        slot=str(document["slot"]),
+        scheduled_for=document["scheduledFor"],
+        trigger=RunTrigger(document.get("trigger", RunTrigger.SCHEDULE.value)),
+        attempt=int(document.get("attempt", 1)),
+        status=RunStatus(document["status"]),
+        start_deadline=document.get("startDeadline"),
+        worker_id=document.get("workerId"),
+        started_at=document.get("startedAt"),
+        ended_at=document.get("endedAt"),
+        owner_id=document.get("ownerId"),
+        error=document.get("error"),
+        raw=document,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """Move a job's `nextRunAt` forward (`$max`) if no client wrote it since `version`."""
+
+    job_id: ObjectId
+    version: Any
+    next_run_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The conditional start of a run on its job: the only gate of overlap `skip`."""
+
+    run_id: ObjectId
+    job: JobView
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A claimed run that does not start: final (`status` and `error`) or queued again."""
+
+    run_id: ObjectId
+    status: RunStatus
+    error: str | None = None
+    # For a run queued again (`pending`): when it is due; None keeps its `notBefore`.
+    not_before: datetime | None = None
 
 
 class WorkerStore:
-    """The worker's view of the database; knows documents and queries, nothing of handlers."""
+    """The worker's view of the database."""
 
     def __init__(self, db: Database, worker_id: str) -> None:
         self.db = db
@@ -34,25 +174,12 @@ class WorkerStore:
         self.workers: Collection = db[WORKERS]
         self.tokens: Collection = db[STREAM_TOKENS]
 
-    # --- scheduled slots -------------------------------------------------------------------
+    # --- scheduling: due jobs become pending runs -----------------------------------------
 
-    async def due_jobs(self, now: datetime, limit: int) -> list[Document]:
-        """Up to `limit` enabled jobs whose `nextRunAt` has come (one query, no sort).
-
-        With the `due` index MongoDB returns them oldest first; any order is correct because
-        every claimed job moves to the future.
-        """
+    async def due_jobs(self, now: datetime, limit: int) -> list[JobView]:
+        """Up to `limit` enabled jobs whose `nextRunAt` has come (one range query, no sort)."""
         cursor = self.jobs.find({"enabled": True, "nextRunAt": {"$lte": now}}, limit=limit)
-        return await cursor.to_list()
-
-    async def due_jobs_by_id(self, job_ids: Sequence[ObjectId], now: datetime) -> list[Document]:
-        """Those of these jobs that are still enabled and due, as they are now."""
-        if not job_ids:
-            return []
-        cursor = self.jobs.find(
-            {"_id": {"$in": list(job_ids)}, "enabled": True, "nextRunAt": {"$lte": now}}
-        )
-        return await cursor.to_list()
+        return [parse_job(document) async for document in cursor]
 
     async def earliest_job_time(self, before: datetime) -> datetime | None:
         """The earliest `nextRunAt` of an enabled job earlier than `before` (limit 1)."""
@@ -66,7 +193,7 @@ class WorkerStore:
     async def insert_runs(self, documents: Sequence[Document]) -> set[int]:
         """Insert run documents (unordered); the indexes refused as duplicates.
 
-        A duplicate of (jobId, slot, attempt) means another worker recorded that slot first.
+        A duplicate of (jobId, slot, attempt) means that slot (or attempt) is recorded already.
         """
         if not documents:
             return set()
@@ -81,55 +208,23 @@ class WorkerStore:
             return {int(item["index"]) for item in errors}
         return set()
 
-    async def existing_run_ids(self, run_ids: Iterable[ObjectId]) -> set[ObjectId]:
-        """Which of these run ids exist (to tell our own retried inserts from lost races)."""
-        cursor = self.runs.find({"_id": {"$in": list(run_ids)}}, projection={"_id": 1})
-        return {document["_id"] async for document in cursor}
-
     async def advance_jobs(self, advances: Sequence[Advance]) -> int:
-        """Move each job's `nextRunAt` forward (`$max`), if unchanged by clients since read.
+        """`$max` each job's `nextRunAt`, if enabled and unchanged by clients; how many matched.
 
-        With a run id the job also becomes `running` with the run in `activeRunIds`. Every
-        operation is idempotent, so a retry after an ambiguous failure is safe. Returns how
-        many jobs matched.
+        A job edited since it was read does not match: it is due again and the next pass plans
+        it as it is now (its slots are recorded already, so nothing is planned twice).
         """
         if not advances:
             return 0
-        operations = []
-        for advance in advances:
-            query: Document = {"_id": advance.job_id, "version": advance.version, "enabled": True}
-            if advance.require_idle:
-                query["activeRunIds.0"] = {"$exists": False}
-            update: Document = {"$max": {"nextRunAt": advance.next_run_at}}
-            if advance.run_id is not None:
-                update["$set"] = {"status": JobStatus.RUNNING.value}
-                update["$addToSet"] = {"activeRunIds": advance.run_id}
-            operations.append(UpdateOne(query, update))
+        operations = [
+            UpdateOne(
+                {"_id": advance.job_id, "version": advance.version, "enabled": True},
+                {"$max": {"nextRunAt": advance.next_run_at}},
+            )
+            for advance in advances
+        ]
         result = await self.jobs.bulk_write(operations, ordered=False)
         return result.matched_count
-
-    async def retract_runs(self, run_ids: Sequence[ObjectId]) -> None:
-        """Delete runs this worker inserted but will not start (their job changed meanwhile)."""
-        if run_ids:
-            await self.runs.delete_many(
-                {"_id": {"$in": list(run_ids)}, "workerId": self.worker_id, "status": RUNNING}
-            )
-
-    async def skip_runs(self, run_ids: Sequence[ObjectId], now: datetime, reason: str) -> None:
-        """Turn runs this worker inserted as `running` into `skipped` records."""
-        if run_ids:
-            await self.runs.update_many(
-                {"_id": {"$in": list(run_ids)}, "workerId": self.worker_id, "status": RUNNING},
-                {
-                    "$set": {
-                        "status": RunStatus.SKIPPED.value,
-                        "error": reason,
-                        "endedAt": now,
-                        "startedAt": None,
-                        "leaseExpiresAt": None,
-                    }
-                },
-            )
 
     async def park_job(self, job_id: ObjectId, version: Any, error: str) -> None:
         """Take a job whose schedule cannot be evaluated off the timetable (until edited)."""
@@ -138,16 +233,12 @@ class WorkerStore:
             {"$set": {"nextRunAt": None, "status": JobStatus.FAILED.value, "lastError": error}},
         )
 
-    # --- pending runs (run-now, retries) -------------------------------------------------
+    # --- claiming: the one start path ------------------------------------------------------
 
-    async def due_pending(self, now: datetime, limit: int) -> list[Document]:
-        """Up to `limit` pending runs whose `notBefore` has come (ids only)."""
-        cursor = self.runs.find(
-            {"status": PENDING, "notBefore": {"$lte": now}},
-            projection={"_id": 1, "jobId": 1},
-            limit=limit,
-        )
-        return await cursor.to_list()
+    async def due_pending(self, now: datetime, limit: int) -> list[RunView]:
+        """Up to `limit` pending runs whose `notBefore` has come."""
+        cursor = self.runs.find({"status": PENDING, "notBefore": {"$lte": now}}, limit=limit)
+        return [parse_run(document) async for document in cursor]
 
     async def earliest_pending_time(self, before: datetime) -> datetime | None:
         """The earliest `notBefore` of a pending run earlier than `before` (limit 1)."""
@@ -158,84 +249,88 @@ class WorkerStore:
         )
         return found["notBefore"] if found else None
 
-    async def claim_pending(
-        self, run_id: ObjectId, now: datetime, lease_until: datetime
-    ) -> Document | None:
-        """Take a pending run atomically (only one worker wins); the run as claimed."""
-        return await self.runs.find_one_and_update(
-            {"_id": run_id, "status": PENDING},
-            {
-                "$set": {
-                    "status": RUNNING,
-                    "workerId": self.worker_id,
-                    "leaseExpiresAt": lease_until,
-                    "startedAt": now,
-                }
-            },
-            return_document=ReturnDocument.AFTER,
-        )
+    async def acquire_runs(
+        self, candidates: Sequence[RunView], now: datetime, lease_until: datetime
+    ) -> list[RunView]:
+        """Take those of these runs that are still pending: ours, leased, started at `now`.
 
-    async def defer_runs(self, run_ids: Sequence[ObjectId], not_before: datetime) -> None:
-        """Put runs this worker claimed back in the queue, due again at `not_before`."""
-        if run_ids:
-            await self.runs.update_many(
-                {"_id": {"$in": list(run_ids)}, "workerId": self.worker_id, "status": RUNNING},
-                {
-                    "$set": {
-                        "status": PENDING,
-                        "notBefore": not_before,
-                        "workerId": None,
-                        "leaseExpiresAt": None,
-                        "startedAt": None,
-                    }
-                },
-            )
-
-    async def jobs_by_id(self, job_ids: Iterable[ObjectId]) -> dict[ObjectId, Document]:
-        """The full documents of these jobs (absent: deleted)."""
-        cursor = self.jobs.find({"_id": {"$in": list(job_ids)}})
-        return {document["_id"]: document async for document in cursor}
-
-    async def mark_started(self, starts: Sequence[tuple[ObjectId, ObjectId]]) -> None:
-        """For (job id, run id) pairs: add the run to `activeRunIds`; `running` unless paused."""
-        operations = []
-        for job_id, run_id in starts:
-            active = {"$addToSet": {"activeRunIds": run_id}}
-            running = {**active, "$set": {"status": JobStatus.RUNNING.value}}
-            operations.append(UpdateOne({"_id": job_id, "enabled": True}, running))
-            operations.append(UpdateOne({"_id": job_id, "enabled": {"$ne": True}}, active))
-        if operations:
-            await self.jobs.bulk_write(operations, ordered=False)
-
-    # --- finishing ---------------------------------------------------------------------------
-
-    async def write_outcomes(self, outcomes: Sequence[Outcome]) -> None:
-        """Record finished attempts: queued retries, then the runs, then their jobs.
-
-        Every step may be repeated after a failure: retries are deduplicated by the unique
-        index, run updates set the same values again, and job updates match only while the run
-        is still in `activeRunIds` (so counters move once, also when the reaper came first). A
-        job deleted meanwhile is never recreated (no upsert).
+        One `update_many`; only when it took fewer than asked does one `find` tell which
+        (another worker took the rest). Of several workers acquiring one run, one gets it.
         """
-        await self.insert_runs([outcome.retry for outcome in outcomes if outcome.retry])
-        run_operations = [_finish_run(outcome) for outcome in outcomes if outcome.update_run]
-        if run_operations:
-            await self.runs.bulk_write(run_operations, ordered=False)
-        finished = [outcome for outcome in outcomes if outcome.job_status is not None]
-        if not finished:
-            return
-        # Usually each job is enabled and this was its only active run: one update per run.
-        usual = await self.jobs.bulk_write([_finish_job(o, usual=True) for o in finished])
-        if usual.matched_count < len(finished):
-            # Paused jobs, or overlapping runs: the pair below matches once per remaining run,
-            # in order, so that the last run of a job to finish is the one that sets `status`.
-            await self.jobs.bulk_write(
-                [op for o in finished for op in (_finish_job(o, usual=True), _finish_job(o))]
+        if not candidates:
+            return []
+        ids = [run.id for run in candidates]
+        taken = {
+            "status": RUNNING,
+            "workerId": self.worker_id,
+            "leaseExpiresAt": lease_until,
+            "startedAt": now,
+        }
+        result = await self.runs.update_many(
+            {"_id": {"$in": ids}, "status": PENDING}, {"$set": taken}
+        )
+        if result.matched_count == len(ids):
+            return [parse_run(run.raw | taken) for run in candidates]
+        cursor = self.runs.find(
+            {"_id": {"$in": ids}, "status": RUNNING, "workerId": self.worker_id}
+        )
+        return [parse_run(document) async for document in cursor]
+
+    async def jobs_by_id(self, job_ids: Iterable[ObjectId]) -> dict[ObjectId, JobView]:
+        """These jobs as they are now (absent: deleted)."""
+        cursor = self.jobs.find({"_id": {"$in": list(job_ids)}})
+        return {document["_id"]: parse_job(document) async for document in cursor}
+
+    async def start_runs(self, starts: Sequence[Start]) -> int:
+        """Add each run to its job's `activeRunIds`, if the job is as read; how many matched.
+
+        The condition is the job's `version` as read (no client write since: not paused,
+        rescheduled or deleted) and, for overlap `skip`, no active run. Operations apply one
+        by one, so of two starts of one `skip` job the second does not match: on any number
+        of workers this write is the only gate. `$addToSet` makes a retried write harmless.
+        """
+        if not starts:
+            return 0
+        operations = []
+        for start in starts:
+            job = start.job
+            query: Document = {"_id": job.id, "version": job.version}
+            if job.overlap_skip:
+                query["activeRunIds.0"] = {"$exists": False}
+            update: Document = {"$addToSet": {"activeRunIds": start.run_id}}
+            if job.enabled:
+                update["$set"] = {"status": JobStatus.RUNNING.value}
+            operations.append(UpdateOne(query, update))
+        result = await self.jobs.bulk_write(operations, ordered=True)
+        return result.matched_count
+
+    async def release_runs(self, releases: Sequence[Release], now: datetime) -> None:
+        """Give claimed runs up: record them final (skipped, missed) or queue them again."""
+        operations = []
+        for release in releases:
+            fields: Document = {
+                "status": release.status.value,
+                "leaseExpiresAt": None,
+                "startedAt": None,
+            }
+            if release.status is RunStatus.PENDING:
+                fields["workerId"] = None
+                if release.not_before is not None:
+                    fields["notBefore"] = release.not_before
+            else:
+                fields |= {"endedAt": now, "error": release.error}
+            operations.append(
+                UpdateOne(
+                    {"_id": release.run_id, "status": RUNNING, "workerId": self.worker_id},
+                    {"$set": fields},
+                )
             )
+        if operations:
+            await self.runs.bulk_write(operations, ordered=False)
 
     # --- leases ------------------------------------------------------------------------------
 
-    async def renew_leases(self, run_ids: Sequence[ObjectId], until: datetime) -> int:
+    async def extend_run_leases(self, run_ids: Sequence[ObjectId], until: datetime) -> int:
         """Extend the leases of our running runs (one update); how many are still ours."""
         if not run_ids:
             return 0
@@ -245,29 +340,61 @@ class WorkerStore:
         )
         return result.matched_count
 
-    async def keep_ours(self, run_ids: Sequence[ObjectId], until: datetime) -> set[ObjectId]:
-        """Which of these runs still run under our lease; renew those (after a slow pass)."""
+    async def runs_still_ours(self, run_ids: Sequence[ObjectId]) -> set[ObjectId]:
+        """Which of these runs still run under this worker's lease."""
         if not run_ids:
             return set()
         cursor = self.runs.find(
             {"_id": {"$in": list(run_ids)}, "status": RUNNING, "workerId": self.worker_id},
             projection={"_id": 1},
         )
-        ours = [document["_id"] async for document in cursor]
-        await self.renew_leases(ours, until)
-        return set(ours)
+        return {document["_id"] async for document in cursor}
 
-    async def expired_runs(self, now: datetime, limit: int) -> list[Document]:
-        """Running runs whose lease has expired (their worker stopped renewing)."""
-        cursor = self.runs.find({"status": RUNNING, "leaseExpiresAt": {"$lt": now}}, limit=limit)
-        return await cursor.to_list()
+    async def beat(self, fields: Document) -> None:
+        """Upsert this worker's heartbeat document."""
+        await self.workers.update_one({"_id": self.worker_id}, {"$set": fields}, upsert=True)
 
-    async def abandon_expired(
-        self, run: Document, now: datetime, error: str, duration_ms: int | None
+    async def last_seen(self, name: str) -> datetime | None:
+        """When a worker called `name` last sent a heartbeat."""
+        found = await self.workers.find_one(
+            {"name": name}, projection={"lastSeenAt": 1}, sort=[("lastSeenAt", DESCENDING)]
+        )
+        return found.get("lastSeenAt") if found else None
+
+    # --- recovery ------------------------------------------------------------------------------
+
+    async def silent_workers(self, seen_before: datetime, seen_after: datetime) -> list[str]:
+        """Ids of workers whose last heartbeat lies between the two instants, never stopped.
+
+        Older ones need no look: their leases have expired, the lease reaper has them.
+        """
+        cursor = self.workers.find(
+            {
+                "lastSeenAt": {"$lt": seen_before, "$gte": seen_after},
+                "stoppedAt": {"$exists": False},
+                "_id": {"$ne": self.worker_id},
+            },
+            projection={"_id": 1},
+        )
+        return [document["_id"] async for document in cursor]
+
+    async def reapable_runs(
+        self, now: datetime, dead_workers: Sequence[str], limit: int
+    ) -> list[RunView]:
+        """Running runs whose lease expired, or whose worker stopped sending heartbeats."""
+        expired: Document = {"status": RUNNING, "leaseExpiresAt": {"$lt": now}}
+        query = expired
+        if dead_workers:
+            query = {"$or": [expired, {"status": RUNNING, "workerId": {"$in": list(dead_workers)}}]}
+        cursor = self.runs.find(query, limit=limit)
+        return [parse_run(document) async for document in cursor]
+
+    async def reap_run(
+        self, run: RunView, now: datetime, error: str, duration_ms: int | None
     ) -> bool:
-        """Mark an expired run `abandoned` unless someone else did (or it finished) first."""
+        """Mark a run `abandoned` if still running under the worker it was found with."""
         found = await self.runs.find_one_and_update(
-            {"_id": run["_id"], "status": RUNNING, "leaseExpiresAt": {"$lt": now}},
+            {"_id": run.id, "status": RUNNING, "workerId": run.worker_id},
             {
                 "$set": {
                     "status": RunStatus.ABANDONED.value,
@@ -281,19 +408,15 @@ class WorkerStore:
         )
         return found is not None
 
-    async def jobs_with_active_runs(self, limit: int) -> list[Document]:
-        """Jobs listing runs in `activeRunIds` (an index range), with what finishing needs."""
-        cursor = self.jobs.find(
-            {"activeRunIds": {"$gt": LOWEST_ID}},
-            projection={"activeRunIds": 1, "retry": 1},
-            limit=limit,
-        )
-        return await cursor.to_list()
+    async def jobs_with_active_runs(self, limit: int) -> list[JobView]:
+        """Jobs listing runs in `activeRunIds` (an index range)."""
+        cursor = self.jobs.find({"activeRunIds": {"$gt": LOWEST_ID}}, limit=limit)
+        return [parse_job(document) async for document in cursor]
 
-    async def runs_by_id(self, run_ids: Iterable[ObjectId]) -> dict[ObjectId, Document]:
-        """These run documents (absent: deleted, e.g. by retention)."""
+    async def runs_by_id(self, run_ids: Iterable[ObjectId]) -> dict[ObjectId, RunView]:
+        """These runs (absent: deleted, e.g. by retention)."""
         cursor = self.runs.find({"_id": {"$in": list(run_ids)}})
-        return {document["_id"]: document async for document in cursor}
+        return {document["_id"]: parse_run(document) async for document in cursor}
 
     async def withdraw_retry(self, run_id: ObjectId, retry_id: ObjectId) -> None:
         """Delete a still-pending retry queued for `run_id`, unless that run ended in a failure.
@@ -306,18 +429,91 @@ class WorkerStore:
             return
         await self.runs.delete_one({"_id": retry_id, "status": PENDING})
 
-    # --- heartbeats and resume tokens --------------------------------------------------------
+    # --- finishing ---------------------------------------------------------------------------
 
-    async def beat(self, fields: Document) -> None:
-        """Upsert this worker's heartbeat document."""
-        await self.workers.update_one({"_id": self.worker_id}, {"$set": fields}, upsert=True)
+    async def write_outcomes(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Record finished attempts: queued retries, then the runs, then their jobs.
 
-    async def last_seen(self, name: str) -> datetime | None:
-        """When a worker called `name` last sent a heartbeat."""
-        found = await self.workers.find_one(
-            {"name": name}, projection={"lastSeenAt": 1}, sort=[("lastSeenAt", DESCENDING)]
+        Every step may be repeated after a failure: retries are deduplicated by the unique
+        index, run updates set the same values again, and job updates match only while the run
+        is still in `activeRunIds` (so counters move once, also when the reaper came first). A
+        job deleted meanwhile is never recreated (no upsert). Returns the late outcomes: runs
+        reaped as `abandoned` while they still executed here (their lease was lost), whose
+        record now says what really happened.
+        """
+        await self.insert_runs([outcome.retry for outcome in outcomes if outcome.retry])
+        ours = [outcome for outcome in outcomes if outcome.update_run]
+        late: list[Outcome] = []
+        if ours:
+            result = await self.runs.bulk_write(
+                [UpdateOne(*_finish_run(o)) for o in ours], ordered=False
+            )
+            if result.matched_count < len(ours):
+                late = await self._overwrite_reaped(ours)
+        late_ids = {outcome.run_id for outcome in late}
+        finished = [o for o in outcomes if o.job_status is not None and o.run_id not in late_ids]
+        if finished:
+            # Usually each job is enabled and this was its only active run: one update per run.
+            usual = await self.jobs.bulk_write(
+                [UpdateOne(*_finish_job(o, usual=True)) for o in finished]
+            )
+            if usual.matched_count < len(finished):
+                # Paused jobs, or overlapping runs: the pair below matches once per remaining
+                # run, in order, so that the last run of a job to finish sets `status`.
+                await self.jobs.bulk_write(
+                    [
+                        UpdateOne(*parts)
+                        for o in finished
+                        for parts in (_finish_job(o, usual=True), _finish_job(o))
+                    ]
+                )
+        for outcome in late:
+            await self._settle_late(outcome)
+        return late
+
+    async def _overwrite_reaped(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Runs another worker reaped while they executed here get their real outcome."""
+        runs = await self.runs_by_id(outcome.run_id for outcome in outcomes)
+        late = []
+        for outcome in outcomes:
+            run = runs.get(outcome.run_id)
+            if run is None or run.status is not RunStatus.ABANDONED:
+                continue  # a repeated write (already final as ours) or gone
+            if outcome.status is RunStatus.ABANDONED:
+                continue
+            await self.runs.update_one(
+                {"_id": outcome.run_id, "status": RunStatus.ABANDONED.value},
+                _finish_run(outcome)[1],
+            )
+            late.append(outcome)
+        return late
+
+    async def _settle_late(self, outcome: Outcome) -> None:
+        """The job side of a late outcome: counted once, and corrected if the reaper counted.
+
+        If the reaper's job update came first it counted a failure and queued a retry: a late
+        success takes the failure back and withdraws the retry while it is still pending.
+        """
+        applied = await self.jobs.update_one(*_finish_job(outcome))
+        if applied.matched_count or outcome.failed:
+            return
+        await self.jobs.update_one(
+            {"_id": outcome.job_id, "failureCount": {"$gt": 0}}, {"$inc": {"failureCount": -1}}
         )
-        return found.get("lastSeenAt") if found else None
+        run = await self.runs.find_one(
+            {"_id": outcome.run_id}, projection={"slot": 1, "attempt": 1}
+        )
+        if run is not None:
+            await self.runs.delete_one(
+                {
+                    "jobId": outcome.job_id,
+                    "slot": run["slot"],
+                    "attempt": int(run.get("attempt", 1)) + 1,
+                    "status": PENDING,
+                }
+            )
+
+    # --- resume tokens ------------------------------------------------------------------------
 
     async def load_token(self, key: str) -> Any:
         """The stored resume token for `key`, or None."""
@@ -341,18 +537,14 @@ class WorkerStore:
         return found if isinstance(found, Timestamp) else Timestamp(int(time.time()), 0)
 
 
-def _finish_run(outcome: Outcome) -> UpdateOne:
-    """Final state of a run, by `_id` alone.
-
-    A run reaped meanwhile (its lease expired while this worker was cut off) is overwritten
-    with what really happened; its queued retry still runs. Filtering on `_id` alone keeps
-    the write an index lookup on servers that scan for compound filters (see the README).
-    """
-    return UpdateOne(
-        {"_id": outcome.run_id},
+def _finish_run(outcome: Outcome) -> tuple[Document, Document]:
+    """Final state of a run still running (a repeated write, or a reaped run, does not match)."""
+    return (
+        {"_id": outcome.run_id, "status": RUNNING},
         {
             "$set": {
                 "status": outcome.status.value,
+                "startedAt": outcome.started_at,
                 "endedAt": outcome.ended_at,
                 "durationMs": outcome.duration_ms,
                 "error": outcome.error,
@@ -363,7 +555,7 @@ def _finish_run(outcome: Outcome) -> UpdateOne:
     )
 
 
-def _finish_job(outcome: Outcome, *, usual: bool = False) -> UpdateOne:
+def _finish_job(outcome: Outcome, *, usual: bool = False) -> tuple[Document, Document]:
     """The job side of a finished run; matches only while the run is in `activeRunIds`.
 
     The usual form also sets `status`, and matches only if the job is enabled (a paused job
@@ -375,7 +567,7 @@ def _finish_job(outcome: Outcome, *, usual: bool = False) -> UpdateOne:
     if usual:
         fields["status"] = outcome.job_status.value
         query |= {"enabled": True, "activeRunIds.1": {"$exists": False}}
-    return UpdateOne(
+    return (
         query,
         {
             "$pull": {"activeRunIds": outcome.run_id},

@@ -13,17 +13,20 @@ from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.errors import OperationFailure, PyMongoError
 
 from shared.db import JOBS, RUNS, Document
-from shared.model import RunStatus
+from shared.model import RunStatus, RunTrigger
+from shared.runs import utc_now
 from worker.backoff import Backoff, Stopped, brief, persist
-from worker.records import utc_now
 from worker.store import WorkerStore
 from worker.timetable import Timetable
 
 MAX_AWAIT_MS: Final = 1000
 # A getMore that returns empty much sooner than MAX_AWAIT_MS means the server does not wait
 # (see the README's known differences): back off locally instead of spinning.
+# The pause doubles while the stream stays idle, up to what MongoDB itself waits per getMore, so
+# an idle worker makes at most one getMore per stream and second (a real server answers such a
+# getMore only after MAX_AWAIT_MS: there the pause never happens).
 IDLE_FIRST_SECONDS: Final = 0.05
-IDLE_MAX_SECONDS: Final = 0.25
+IDLE_MAX_SECONDS: Final = MAX_AWAIT_MS / 1000
 TOKEN_SAVE_SECONDS: Final = 1.0
 # Under a steady flow of changes every getMore returns at once: reading them in batches at most
 # this often bounds the getMores per stream (the worker's own writes are most of the flow).
@@ -31,12 +34,20 @@ BATCH_PACE_SECONDS: Final = 0.1
 
 log = structlog.get_logger("worker.streams")
 
-# Only what can wake the worker: pending runs (run-now, retries), and stream-level events.
+# Only what can wake the worker: run-now requests and retries, and stream-level events. Slots
+# queued by the schedule stage are not followed: the worker that queued them claims them at
+# once, the others meet them as duplicates in their own schedule pass (and then look at the
+# queue), and every heartbeat looks at the queue in any case (a worker that died between
+# queueing and claiming).
 RUNS_PIPELINE: Final[list[Document]] = [
     {
         "$match": {
             "$or": [
-                {"operationType": "insert", "fullDocument.status": RunStatus.PENDING.value},
+                {
+                    "operationType": "insert",
+                    "fullDocument.status": RunStatus.PENDING.value,
+                    "fullDocument.trigger": {"$ne": RunTrigger.SCHEDULE.value},
+                },
                 {"operationType": {"$in": ["drop", "rename", "dropDatabase", "invalidate"]}},
             ]
         }
@@ -80,7 +91,7 @@ class ChangeWatcher:
             )
         except Stopped:
             return
-        backoff = Backoff()
+        backoff = Backoff("change stream")
         while not stop.is_set():
             try:
                 stream = await self._open()
@@ -92,7 +103,7 @@ class ChangeWatcher:
             except PyMongoError as error:
                 await self._wait_out(error, backoff, stop)
                 continue
-            backoff.reset()
+            backoff.succeeded()
             try:
                 async with stream:
                     await self._consume(stream, stop)
@@ -151,8 +162,7 @@ class ChangeWatcher:
         self.token = None
 
     async def _wait_out(self, error: PyMongoError, backoff: Backoff, stop: asyncio.Event) -> None:
-        if backoff.should_warn():
-            self.log.warning("db.unavailable", operation="change stream", error=brief(error))
+        backoff.failed(error, collection=self.collection)
         await backoff.wait(stop)
 
     async def save_token(self, *, due_only: bool = False) -> None:

@@ -11,6 +11,7 @@ import aiosmtplib
 
 from shared.job_types import email_templates
 from shared.job_types.send_email import SendEmailPayload
+from shared.runs import error_summary
 from shared.settings import Settings
 from worker.context import HandlerError, RunContext
 
@@ -32,7 +33,7 @@ async def handle(ctx: RunContext, payload: SendEmailPayload) -> dict[str, Any] |
             "send_email.smtp_failed",
             smtp_host=settings.smtp_host,
             smtp_port=settings.smtp_port,
-            error=_one_line(error),
+            error=error_summary(error),
         )
         raise HandlerError(f"the mail server did not take the message: {_reason(error)}") from None
     accepted = len(payload.to) - len(refused)
@@ -46,7 +47,8 @@ async def handle(ctx: RunContext, payload: SendEmailPayload) -> dict[str, Any] |
 def _reason(error: BaseException) -> str:
     """What the owner may see: the server's own answer, or that it could not be reached."""
     if isinstance(error, aiosmtplib.SMTPResponseException):
-        return _one_line(f"{error.code} {error.message}")
+        answer = f"{error.code} {error.message}".strip().splitlines()
+        return answer[0] if answer else str(error.code)
     unreachable = (
         aiosmtplib.SMTPConnectError,
         aiosmtplib.SMTPServerDisconnected,
@@ -56,7 +58,7 @@ def _reason(error: BaseException) -> str:
     )
     if isinstance(error, unreachable):
         return "it could not be reached"
-    return _one_line(error)
+    return error_summary(error, with_class=False)
 
 
 def build_message(
@@ -98,8 +100,3 @@ def _smtp_options(settings: Settings) -> dict[str, Any]:
         "start_tls": settings.smtp_security == "starttls",
         "timeout": settings.smtp_timeout_seconds,
     }
-
-
-def _one_line(error: BaseException | str) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 import structlog
 from aiosmtpd.controller import Controller
@@ -52,15 +51,7 @@ def web_server() -> Iterator[WebServer]:
 
 
 @pytest.fixture
-async def http_client() -> Any:
-    async with httpx.AsyncClient() as client:
-        yield client
-
-
-@pytest.fixture
-def make_context(
-    db: Database, settings: Settings, http_client: httpx.AsyncClient
-) -> ContextFactory:
+def make_context(db: Database, settings: Settings) -> ContextFactory:
     """Build the RunContext a worker would hand to a handler for a job of the given type."""
 
     def build(
@@ -100,7 +91,6 @@ def make_context(
             log=structlog.get_logger("test").bind(job_id=str(job.id), run_id=str(run)),
             db=db,
             settings=settings_ or configure(settings, http_signing_secret=SIGNING_SECRET),
-            http=http_client,
         )
 
     return build

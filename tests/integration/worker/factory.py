@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 from bson import ObjectId
 
-from shared import jobs_repo
+from shared import jobs_repo, runs
 from shared.db import JOBS, RUNS, Database, Document
 from shared.model import JobDocument, JobOptions
-from worker.records import utc_now
+from shared.runs import utc_now
 
 T = TypeVar("T")
 
@@ -90,3 +90,27 @@ async def wait_for_document(
     found = await wait_for(probe, within, what)
     assert found is not None
     return found
+
+
+def running_run(
+    job: JobDocument,
+    *,
+    scheduled_for: datetime,
+    worker_id: str,
+    lease_until: datetime,
+    started_at: datetime | None = None,
+    attempt: int = 1,
+) -> Document:
+    """A scheduled run as a worker holds it (`running`, leased), built by the one constructor."""
+    run = runs.scheduled_run(
+        job, scheduled_for, now=started_at or scheduled_for, start_deadline=None
+    )
+    run.update(
+        status="running",
+        workerId=worker_id,
+        leaseExpiresAt=lease_until,
+        startedAt=started_at or scheduled_for,
+        attempt=attempt,
+        notBefore=None,
+    )
+    return run

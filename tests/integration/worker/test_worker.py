@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from bson import ObjectId
 
 from shared import jobs_repo
 from shared.db import JOBS, RUNS, WORKERS, Database, Document
-from shared.model import RunStatus, RunTrigger
+from shared.runs import RunReason, utc_now
 from shared.schedule import Schedule
 from shared.settings import Settings
 from tests.integration.worker.conftest import StartWorker, worker_settings
@@ -19,15 +19,13 @@ from tests.integration.worker.factory import (
     create_job,
     cron_at,
     job_of,
+    running_run,
     runs_of,
     slot_in,
     wait_for,
     wait_for_document,
 )
 from worker.context import RunContext
-from worker.executor import SHUTDOWN_ERROR
-from worker.planner import OVERLAP
-from worker.records import run_document, utc_now
 from worker.runner import Worker
 
 
@@ -115,7 +113,7 @@ async def test_overlap_skip_records_slots_while_the_previous_run_is_active(
     executed = [run for run in runs if run["startedAt"] is not None]
     skipped = [run for run in runs if run["status"] == "skipped"]
     assert skipped
-    assert {run["error"] for run in skipped} == {OVERLAP}
+    assert {run["error"] for run in skipped} == {RunReason.OVERLAP.value}
     for earlier, later in pairwise(executed):
         if earlier["endedAt"] is not None:
             assert later["startedAt"] >= earlier["endedAt"] - timedelta(milliseconds=100)
@@ -158,16 +156,11 @@ async def test_runs_of_a_dead_worker_are_abandoned_and_retried(
     db: Database, start_worker: StartWorker
 ) -> None:
     job = await create_job(db, "0 0 9 1 1 *", retry={"maxAttempts": 2, "backoffSeconds": 0})
-    document = await job_of(db, job.id)
-    assert document is not None
     now = utc_now()
-    orphan = run_document(
-        document,
-        slot="2026-01-01T09:00:00Z",
-        scheduled_for=now - timedelta(seconds=10),
-        trigger=RunTrigger.SCHEDULE,
-        status=RunStatus.RUNNING,
-        now=now - timedelta(seconds=10),
+    orphan = running_run(
+        job,
+        scheduled_for=datetime(2026, 1, 1, 9, tzinfo=UTC),
+        started_at=now - timedelta(seconds=10),
         worker_id="ghost:1:dead",
         lease_until=now - timedelta(seconds=1),
     )
@@ -179,7 +172,7 @@ async def test_runs_of_a_dead_worker_are_abandoned_and_retried(
     abandoned, retried = await finished_runs(db, job.id, 2)
     assert abandoned["_id"] == orphan["_id"]
     assert abandoned["status"] == "abandoned"
-    assert abandoned["error"] == "lease expired: worker ghost:1:dead stopped renewing it"
+    assert abandoned["error"] == f"{RunReason.LEASE_EXPIRED.value} (ghost:1:dead)"
     assert (retried["attempt"], retried["trigger"], retried["status"]) == (2, "retry", "succeeded")
     assert retried["slot"] == abandoned["slot"]
     stored = await wait_for_document(
@@ -215,7 +208,10 @@ async def test_shutdown_lets_short_runs_finish_and_abandons_long_ones(
     [done] = await finished_runs(db, short.id, 1)
     assert done["status"] == "succeeded"
     abandoned = (await finished_runs(db, long.id, 1))[0]
-    assert (abandoned["status"], abandoned["error"]) == ("abandoned", SHUTDOWN_ERROR)
+    assert (abandoned["status"], abandoned["error"]) == (
+        "abandoned",
+        RunReason.WORKER_SHUTDOWN.value,
+    )
     retry = await wait_for_document(
         lambda: db[RUNS].find_one({"jobId": long.id, "status": "pending"}), 5, "retry queued"
     )

@@ -22,7 +22,7 @@ from worker.handlers import http_request
 pytestmark = pytest.mark.process
 
 
-def _context(settings: Settings, payload: dict[str, Any], http: httpx.AsyncClient) -> RunContext:
+def _context(settings: Settings, payload: dict[str, Any]) -> RunContext:
     now = datetime.now(UTC)
     job = JobDocument.from_mongo(
         {
@@ -48,7 +48,6 @@ def _context(settings: Settings, payload: dict[str, Any], http: httpx.AsyncClien
         log=structlog.get_logger("test"),
         db=None,  # type: ignore[arg-type]  # the handler never touches the database
         settings=settings,
-        http=http,
     )
 
 
@@ -74,7 +73,7 @@ async def test_a_job_cannot_queue_runs_through_the_api(
             "url": f"/api/cron/jobs/{target_id}/run-now",
             "headers": {"Authorization": token["Authorization"]},
         }
-        ctx = _context(worker_settings, payload, client)
+        ctx = _context(worker_settings, payload)
         with pytest.raises(HandlerError, match=r"^HTTP 409 Conflict from 127\.0\.0\.1") as error:
             await http_request.call(ctx, HttpRequestPayload.model_validate(payload))
         assert "sent by a running job" in str(error.value)

@@ -15,11 +15,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from shared.db import JOBS, RUNS, Database, Document
+from shared.runs import RunReason, utc_now
 from tests.integration.worker.factory import create_job, wait_for
 from tests.process.conftest import SpawnWorker, WorkerProcess
 from tests.process.worker.conftest import wait_ready
-from worker.planner import SUPERSEDED
-from worker.records import utc_now
 
 pytestmark = pytest.mark.process
 
@@ -132,7 +131,7 @@ def account(key: tuple[object, datetime], attempts: list[Document]) -> str:
     if statuses == ["succeeded"]:
         return "ran"
     if statuses == ["missed"]:
-        assert attempts[0]["error"] == SUPERSEDED, attempts[0]
+        assert attempts[0]["error"] == RunReason.SUPERSEDED.value, attempts[0]
         return "missed by policy"
     assert statuses[:-1] == ["abandoned"] * (len(statuses) - 1), f"{key}: {statuses}"
     assert statuses[-1] == "succeeded", f"{key}: {statuses}"

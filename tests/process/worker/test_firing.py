@@ -17,6 +17,7 @@ from api.app import create_app
 from shared import jobs_repo
 from shared.db import WORKERS, Database
 from shared.model import JobDocument
+from shared.runs import utc_now
 from shared.settings import Settings
 from shared.tokens import mint_token
 from tests.integration.worker.factory import (
@@ -29,7 +30,6 @@ from tests.integration.worker.factory import (
 )
 from tests.process.conftest import WORKER_BIN, SpawnWorker
 from tests.process.worker.conftest import LagBook, wait_ready
-from worker.records import utc_now
 
 pytestmark = pytest.mark.process
 

@@ -1,25 +1,21 @@
-"""Slot planning, misfire/overlap decisions and retry backoff: pure functions, no database."""
+"""Slot arithmetic, start deadlines (misfire), start decisions and retry backoff: pure."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from bson import ObjectId
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.model import JobOptions, MisfirePolicy, OverlapPolicy, RetryPolicy
+from shared.model import MisfirePolicy, OverlapPolicy, RetryPolicy
+from shared.runs import RunReason, manual_run, retry_run, scheduled_run
 from shared.schedule import Schedule
-from worker.planner import (
-    MISSED_COUNT_CAP,
-    OVERLAP,
-    Action,
-    decide,
-    due_slots,
-    has_attempts_left,
-    retry_delay,
-    schedule_for,
-)
+from worker.claiming import Verdict, judge
+from worker.outcomes import has_attempts_left, retry_delay
+from worker.scheduling import MISSED_COUNT_CAP, due_slots, schedule_for, start_deadline
+from worker.store import JobView, parse_job, parse_run
 
 MINUTE = timedelta(minutes=1)
 THRESHOLD = timedelta(seconds=60)
@@ -106,59 +102,60 @@ def test_fall_back_does_not_fire_twice() -> None:
     assert slots.next_run_at == at("2026-10-26 01:30")  # not the repeated 02:30 CET
 
 
-def options(**changes: object) -> JobOptions:
-    return JobOptions.model_validate(changes)
-
-
-def test_a_slot_on_time_runs() -> None:
-    decision = decide(
-        at("2026-05-01 08:00"),
-        at("2026-05-01 08:00:01"),
-        options(),
-        has_active_run=False,
-        misfire_threshold=THRESHOLD,
+def job(cron: str = "0 * * * *", **fields: object) -> JobView:
+    return parse_job(
+        {"_id": ObjectId(), "ownerId": "o", "name": "j", "type": "noop", "cron": cron, **fields}
     )
-    assert decision.action is Action.RUN
 
 
 @pytest.mark.parametrize(
-    ("policy", "grace", "late_seconds", "action"),
+    ("cron", "policy", "grace", "late_seconds", "on_time"),
     [
-        (MisfirePolicy.RUN_ONCE, 300, 120, Action.RUN),
-        (MisfirePolicy.RUN_ONCE, 300, 301, Action.MISS),
-        (MisfirePolicy.SKIP, 300, 120, Action.MISS),
-        (MisfirePolicy.SKIP, 300, 59, Action.RUN),  # under the threshold: not a misfire
+        ("0 * * * *", MisfirePolicy.RUN_ONCE, 300, 120, True),  # hourly, within the grace
+        ("0 * * * *", MisfirePolicy.RUN_ONCE, 300, 301, False),
+        ("0 * * * *", MisfirePolicy.SKIP, 300, 59, True),  # under the 60 s threshold
+        ("0 * * * *", MisfirePolicy.SKIP, 300, 61, False),
+        ("* * * * *", MisfirePolicy.SKIP, 300, 5, True),  # every minute: 6 s tolerance
+        ("* * * * *", MisfirePolicy.SKIP, 300, 7, False),  # (60 s before chaos finding 3)
+        ("* * * * * *", MisfirePolicy.SKIP, 300, 1, True),  # every second: at least 1 s
+        ("* * * * *", MisfirePolicy.RUN_ONCE, 0, 7, False),  # runOnce, no grace: tolerance
     ],
 )
-def test_misfire_policy(
-    policy: MisfirePolicy, grace: int, late_seconds: int, action: Action
+def test_the_start_deadline_follows_the_policy_and_the_interval(
+    cron: str, policy: MisfirePolicy, grace: int, late_seconds: int, on_time: bool
 ) -> None:
     slot = at("2026-05-01 08:00")
-    decision = decide(
-        slot,
-        slot + timedelta(seconds=late_seconds),
-        options(misfirePolicy=policy.value, misfireGraceSeconds=grace),
-        has_active_run=False,
-        misfire_threshold=THRESHOLD,
-    )
-    assert decision.action is action
-    if action is Action.MISS:
-        assert decision.reason is not None
-        assert decision.reason.startswith("misfire: ")
+    view = job(cron, misfirePolicy=policy.value, misfireGraceSeconds=grace)
+    deadline = start_deadline(view, slot, THRESHOLD)
+    assert (slot + timedelta(seconds=late_seconds) <= deadline) is on_time
 
 
-def test_overlap_skip_records_the_slot_skipped_while_a_run_is_active() -> None:
+def test_a_run_is_judged_in_one_place() -> None:
     slot = at("2026-05-01 08:00")
-    skip = decide(slot, slot, options(), has_active_run=True, misfire_threshold=THRESHOLD)
-    assert (skip.action, skip.reason) == (Action.SKIP, OVERLAP)
-    allow = decide(
-        slot,
-        slot,
-        options(overlapPolicy=OverlapPolicy.ALLOW.value),
-        has_active_run=True,
-        misfire_threshold=THRESHOLD,
+    now = slot + timedelta(seconds=1)
+    paused = job(enabled=False)
+    skip = job(enabled=True)
+    on_time = parse_run(scheduled_run(skip, slot, now=slot, start_deadline=slot + MINUTE))
+    late = parse_run(scheduled_run(skip, slot, now=slot, start_deadline=slot))
+    manual = parse_run(manual_run(paused, now=slot))
+    retry = parse_run(retry_run(on_time.raw, not_before=slot, now=slot))
+    skip, allow = job(enabled=True), job(overlapPolicy=OverlapPolicy.ALLOW.value, enabled=True)
+    assert judge(on_time, skip, now, busy=False).verdict is Verdict.START
+    assert judge(on_time, None, now, busy=False).reason is RunReason.JOB_DELETED
+    assert judge(on_time, paused, now, busy=False).reason is RunReason.PAUSED
+    assert judge(manual, paused, now, busy=False).verdict is Verdict.START  # run-now may
+    assert judge(on_time, job("30 * * * *", enabled=True), now, busy=False).reason is (
+        RunReason.RESCHEDULED
     )
-    assert allow.action is Action.RUN
+    assert judge(late, skip, now, busy=False).reason is RunReason.MISFIRE_GRACE
+    # Not started before the schedule stage queued a later slot: only the latest slot runs.
+    moved_on = job(enabled=True, nextRunAt=slot + timedelta(hours=2))
+    assert judge(on_time, moved_on, now, busy=False).reason is RunReason.SUPERSEDED
+    next_queued = job(enabled=True, nextRunAt=slot + timedelta(hours=1))
+    assert judge(on_time, next_queued, now, busy=False).verdict is Verdict.START
+    assert judge(on_time, skip, now, busy=True).reason is RunReason.OVERLAP
+    assert judge(retry, skip, now, busy=True).verdict is Verdict.DEFER
+    assert judge(on_time, allow, now, busy=True).verdict is Verdict.START
 
 
 def test_attempts_left() -> None:

@@ -1,4 +1,5 @@
-"""Lease renewal: a loss is reported only when a run still executing was taken from us."""
+"""Leases and recovery: lost leases reported truthfully, dead workers and expired leases reaped,
+bookkeeping left behind by killed workers swept."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import pytest
 from bson import ObjectId
 from structlog.testing import capture_logs
 
-from shared.db import RUNS, Database, Document
+from shared.db import RUNS, WORKERS, Database
+from shared.runs import RunReason, utc_now
 from shared.settings import Settings
 from tests.integration.worker.conftest import worker_settings
 from tests.integration.worker.factory import job_of, runs_of
 from tests.integration.worker.test_store import started
-from worker.finisher import Finisher
-from worker.heartbeat import Heartbeat, WorkerState
-from worker.records import Claimed, utc_now
-from worker.store import WorkerStore
+from worker.claiming import Claimed
+from worker.leases import Leases, RunBook, WorkerState
+from worker.outcomes import Finisher
+from worker.recovery import Recovery
+from worker.store import RunView, WorkerStore
 
 
 class ClaimingStore(WorkerStore):
@@ -27,24 +30,47 @@ class ClaimingStore(WorkerStore):
         super().__init__(db, worker_id)
         self.executing = executing
 
-    async def renew_leases(self, run_ids: Sequence[ObjectId], until: datetime) -> int:
-        kept = await super().renew_leases(run_ids, until)
+    async def extend_run_leases(self, run_ids: Sequence[ObjectId], until: datetime) -> int:
+        kept = await super().extend_run_leases(run_ids, until)
         self.executing.add(ObjectId())
         return kept
 
 
+class Book(RunBook):
+    """Holds `held`, with the handlers in `executing` running."""
+
+    def __init__(self, store: WorkerStore, held: list[ObjectId], executing: set[ObjectId]) -> None:
+        super().__init__(Finisher(store))
+        self._held = held
+        self._executing = executing
+
+    def held(self) -> list[ObjectId]:
+        return self._held
+
+    def executing_ids(self) -> set[ObjectId]:
+        return set(self._executing)
+
+
+class Beat:
+    """The heartbeat's two halves, as the runner drives them."""
+
+    def __init__(self, leases: Leases, recovery: Recovery) -> None:
+        self.leases = leases
+        self.recovery = recovery
+        self.finisher = recovery.finisher
+        self.renew = leases.renew
+        self.reap = recovery.reap
+        self.sweep = recovery.sweep
+
+
 def heartbeat(
     store: WorkerStore, settings: Settings, held: list[ObjectId], executing: set[ObjectId]
-) -> Heartbeat:
+) -> Beat:
     """A heartbeat holding `held`, with the handlers in `executing` running."""
-    return Heartbeat(
-        store,
-        worker_settings(settings),
-        WorkerState(store.worker_id, "w1", utc_now()),
-        Finisher(store),
-        held_runs=lambda: held,
-        executing_runs=lambda: set(executing),
-    )
+    fast = worker_settings(settings)
+    book = Book(store, held, executing)
+    state = WorkerState(store.worker_id, "w1", utc_now())
+    return Beat(Leases(store, fast, state, book), Recovery(store, fast, book.finisher))
 
 
 async def test_a_run_started_during_the_renewal_is_no_lost_lease(
@@ -121,11 +147,11 @@ class FinishingStore(WorkerStore):
         super().__init__(db, worker_id)
         self.final_status = final_status
 
-    async def abandon_expired(
-        self, run: Document, now: datetime, error: str, duration_ms: int | None
+    async def reap_run(
+        self, run: RunView, now: datetime, error: str, duration_ms: int | None
     ) -> bool:
-        await self.runs.update_one({"_id": run["_id"]}, {"$set": {"status": self.final_status}})
-        return await super().abandon_expired(run, now, error, duration_ms)
+        await self.runs.update_one({"_id": run.id}, {"$set": {"status": self.final_status}})
+        return await super().reap_run(run, now, error, duration_ms)
 
 
 async def expired_run(db: Database) -> Claimed:
@@ -144,11 +170,11 @@ async def test_the_reaper_queues_the_retry_before_the_run_is_final(
     seen: list[int] = []
 
     class Observing(WorkerStore):
-        async def abandon_expired(
-            self, run: Document, now: datetime, error: str, duration_ms: int | None
+        async def reap_run(
+            self, run: RunView, now: datetime, error: str, duration_ms: int | None
         ) -> bool:
             seen.append(len(await runs_of(db, item.job_id, attempt=2)))
-            return await super().abandon_expired(run, now, error, duration_ms)
+            return await super().reap_run(run, now, error, duration_ms)
 
     beat = heartbeat(Observing(db, "w1"), settings, [], set())
     await beat.reap(utc_now())
@@ -170,3 +196,29 @@ async def test_a_run_its_owner_finished_meanwhile_keeps_a_retry_only_if_it_faile
     assert run["status"] == owner_outcome
     assert len(await runs_of(db, item.job_id, attempt=2)) == retries
     assert len(beat.finisher) == 0  # nothing of the abandon to write
+
+
+async def test_runs_of_a_worker_that_stopped_beating_are_reaped_before_their_lease_expires(
+    db: Database, settings: Settings
+) -> None:
+    """Chaos finding 2: a SIGKILLed worker is noticed by its missing heartbeats."""
+    doomed = WorkerStore(db, "doomed")
+    item = await started(db, doomed, retry={"maxAttempts": 2, "backoffSeconds": 60})
+    run = await db[RUNS].find_one({"_id": item.run_id})
+    assert run is not None
+    assert run["leaseExpiresAt"] > utc_now() + timedelta(seconds=20)  # far from expiring
+    beat = heartbeat(WorkerStore(db, "rescuer"), settings, [], set())
+    silent = beat.recovery.dead_after + timedelta(seconds=1)
+    await db[WORKERS].insert_one({"_id": "doomed", "name": "doomed", "lastSeenAt": utc_now()})
+    await beat.reap(utc_now())
+    assert (await runs_of(db, item.job_id))[0]["status"] == "running"  # still beating: alive
+    await db[WORKERS].update_one({"_id": "doomed"}, {"$set": {"lastSeenAt": utc_now() - silent}})
+    await beat.reap(utc_now())
+    abandoned, retry = await runs_of(db, item.job_id)
+    assert (abandoned["status"], abandoned["error"]) == (
+        "abandoned",
+        f"{RunReason.WORKER_DEAD.value} (doomed)",
+    )
+    # Its handler did not fail, its worker stopped: the retry is due at once, not after 60 s.
+    assert (retry["status"], retry["attempt"]) == ("pending", 2)
+    assert retry["notBefore"] <= utc_now()

@@ -6,18 +6,26 @@ import asyncio
 from datetime import timedelta
 from typing import Any, cast
 
-import httpx
 import pytest
 from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.db import Database
-from shared.model import JobStatus, RunStatus, RunTrigger, slot_key
+from shared.model import JobStatus, RunStatus, RunTrigger
 from shared.registry import JobType, JobTypeRegistry
+from shared.runs import scheduled_run, utc_now
 from shared.settings import load_settings
-from worker.context import HandlerError, PermanentHandlerError, RunContext
-from worker.executor import Executor, error_message, first_problem, summary_of
-from worker.records import Claimed, run_document, utc_now
+from worker.claiming import Claimed
+from worker.context import (
+    Executor,
+    HandlerError,
+    PermanentHandlerError,
+    RunContext,
+    error_message,
+    first_problem,
+    summary_of,
+)
+from worker.store import parse_job, parse_run
 
 
 class Payload(BaseModel):
@@ -68,10 +76,9 @@ REGISTRY = JobTypeRegistry(
 
 
 @pytest.fixture
-async def executor():
+def executor() -> Executor:
     settings = load_settings({}, max_timeout_seconds=1, default_timeout_seconds=1)
-    async with httpx.AsyncClient() as http:
-        yield Executor(settings, REGISTRY, HANDLERS, cast(Database, None), http)
+    return Executor(settings, REGISTRY, HANDLERS, cast(Database, None))
 
 
 def claim(type_name: str, payload: dict[str, Any] | None = None, attempt: int = 1) -> Claimed:
@@ -89,18 +96,16 @@ def claim(type_name: str, payload: dict[str, Any] | None = None, attempt: int = 
         "timeoutSeconds": 60,
         "retry": {"maxAttempts": 2, "backoffSeconds": 1, "backoffMaxSeconds": 1},
     }
-    run = run_document(
-        job,
-        slot=slot_key(slot),
-        scheduled_for=slot,
-        trigger=RunTrigger.SCHEDULE,
-        status=RunStatus.RUNNING,
-        now=now,
+    view = parse_job(job)
+    run = scheduled_run(view, slot, now=now, start_deadline=None)
+    run.update(
+        status="running",
         attempt=attempt,
-        worker_id="w",
-        lease_until=now + timedelta(seconds=30),
+        workerId="w",
+        leaseExpiresAt=now + timedelta(seconds=30),
+        startedAt=now,
     )
-    return Claimed(run, job)
+    return Claimed(parse_run(run), view)
 
 
 async def test_success_keeps_the_result_and_hands_over_the_context(executor: Executor) -> None:
@@ -110,7 +115,7 @@ async def test_success_keeps_the_result_and_hands_over_the_context(executor: Exe
     assert outcome.result == {"doubled": 42}
     context = seen[-1]
     assert context.run_id == str(item.run_id)
-    assert context.idempotency_key == f"{item.job_id}:{item.run['slot']}"
+    assert context.idempotency_key == f"{item.job_id}:{item.run.slot}"
     assert context.attempt == 1
     assert context.trigger is RunTrigger.SCHEDULE
 
@@ -192,13 +197,15 @@ async def test_cancellation_is_recorded_as_abandoned_and_retried_at_once(
 
 def test_timeout_of_prefers_the_job_then_the_default_and_caps_both() -> None:
     settings = load_settings({}, default_timeout_seconds=30, max_timeout_seconds=100)
-    executor = Executor(
-        settings, REGISTRY, HANDLERS, cast(Database, None), cast(httpx.AsyncClient, None)
-    )
-    assert executor.timeout_of({"timeoutSeconds": 5}) == 5
-    assert executor.timeout_of({"timeoutSeconds": None}) == 30
-    assert executor.timeout_of({}) == 30
-    assert executor.timeout_of({"timeoutSeconds": 500}) == 100
+    executor = Executor(settings, REGISTRY, HANDLERS, cast(Database, None))
+
+    def timeout_of(stored: dict[str, Any]) -> float:
+        return executor.timeout_of(parse_job({"_id": ObjectId(), **stored}))
+
+    assert timeout_of({"timeoutSeconds": 5}) == 5
+    assert timeout_of({"timeoutSeconds": None}) == 30
+    assert timeout_of({}) == 30
+    assert timeout_of({"timeoutSeconds": 500}) == 100
 
 
 def test_error_messages_never_carry_a_traceback() -> None:

@@ -10,8 +10,8 @@ import structlog
 from structlog.testing import capture_logs
 
 from shared.model import RunStatus
-from tests.unit.worker.test_executor import claim, executor  # noqa: F401 - the fixture
-from worker.executor import Executor
+from tests.unit.worker.test_context import claim, executor  # noqa: F401 - the fixture
+from worker.context import Executor
 
 
 @pytest.fixture

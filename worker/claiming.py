@@ -1,0 +1,263 @@
+"""The one start path: every run (scheduled slot, run-now, retry) starts through `Claimer.claim`.
+
+A pass acquires pending runs (the run's lease is set here), reads their jobs as they are now,
+judges each run in one place (`judge`), and starts the runnable ones with one conditional
+update per job (`WorkerStore.start_runs`): that write is the only gate of overlap `skip`, for
+every trigger, on any number of workers. Runs that do not start are released: recorded
+`skipped`/`missed` with their reason, or queued again. A pass costs a bounded number of
+commands, whatever the number of runs in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Final
+
+import structlog
+from bson import ObjectId
+
+from shared.model import MisfirePolicy, RunStatus, RunTrigger
+from shared.runs import RunReason, utc_now
+from shared.settings import Settings
+from worker.backoff import persist
+from worker.scheduling import is_slot_of, next_slot
+from worker.store import JobView, Release, RunView, Start, WorkerStore
+
+# A retry meeting a run in progress (overlap `skip`) waits at least this long before its next try.
+MIN_DEFER_SECONDS: Final = 1.0
+
+log = structlog.get_logger("worker.claim")
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A run this worker started (it holds the lease), with its job as it was started."""
+
+    run: RunView
+    job: JobView
+
+    @property
+    def run_id(self) -> ObjectId:
+        """The run's `_id`."""
+        return self.run.id
+
+    @property
+    def job_id(self) -> ObjectId:
+        """The job's `_id`."""
+        return self.job.id
+
+
+@dataclass
+class ClaimPass:
+    """What one pass started, whether more is due at once, and how many runs others took."""
+
+    claimed: list[Claimed] = field(default_factory=list)
+    more: bool = False
+    conflicts: int = 0
+
+
+class Verdict(Enum):
+    """What happens to an acquired run."""
+
+    START = "start"
+    SKIP = "skip"
+    MISS = "miss"
+    DEFER = "defer"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A verdict and, unless the run starts, its reason."""
+
+    verdict: Verdict
+    reason: RunReason | None = None
+
+
+def judge(run: RunView, job: JobView | None, now: datetime, *, busy: bool) -> Judgement:
+    """The one decision about starting `run`, on its job as read (`busy`: a run is active).
+
+    Deleted job: skipped. Paused: skipped (a run-now of a paused job still runs). A queued
+    slot the schedule no longer has: skipped ("rescheduled"); one the schedule stage has
+    queued a later slot after: missed ("a later slot was already due"). Past its start deadline:
+    missed. Overlap `skip` with a run in progress: a retry waits, anything else is skipped.
+    """
+    if job is None:
+        return Judgement(Verdict.SKIP, RunReason.JOB_DELETED)
+    if run.trigger is not RunTrigger.MANUAL and not job.enabled:
+        return Judgement(Verdict.SKIP, RunReason.PAUSED)
+    if run.trigger is RunTrigger.SCHEDULE:
+        if not is_slot_of(job, run.scheduled_for):
+            return Judgement(Verdict.SKIP, RunReason.RESCHEDULED)
+        if job.next_run_at is not None and next_slot(job, run.scheduled_for) < job.next_run_at:
+            # The schedule stage has queued a later slot since: only the latest one runs (when
+            # claims fall behind, each job keeps one runnable slot, never a catch-up storm).
+            return Judgement(Verdict.MISS, RunReason.SUPERSEDED)
+    if run.start_deadline is not None and now > run.start_deadline:
+        skip = job.options.misfire_policy is MisfirePolicy.SKIP
+        return Judgement(Verdict.MISS, RunReason.MISFIRE_SKIP if skip else RunReason.MISFIRE_GRACE)
+    if busy and job.overlap_skip:
+        if run.trigger is RunTrigger.RETRY:
+            return Judgement(Verdict.DEFER)
+        return Judgement(Verdict.SKIP, RunReason.OVERLAP)
+    return Judgement(Verdict.START)
+
+
+class Claimer:
+    """Runs claim passes against the store; the runner decides when."""
+
+    def __init__(
+        self,
+        store: WorkerStore,
+        settings: Settings,
+        stop: asyncio.Event,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.stop = stop
+        self.clock = clock
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.monotonic = time.monotonic
+
+    async def claim(
+        self,
+        capacity: int,
+        fresh: Sequence[RunView] = (),
+        known: dict[ObjectId, JobView] | None = None,
+    ) -> ClaimPass:
+        """Start up to `capacity` due pending runs: `fresh` ones first (just queued by this
+        worker, their jobs `known` from that read), else those the queue holds."""
+        began = self.monotonic()
+        wanted, more = await self._candidates(capacity, fresh)
+        if not wanted:
+            return ClaimPass(more=more)
+
+        async def acquire() -> list[RunView]:
+            now = self.clock()  # the start time is the time of the write that succeeds
+            return await self.store.acquire_runs(wanted, now, now + self.lease)
+
+        async def read_jobs() -> dict[ObjectId, JobView]:
+            missing = {run.job_id for run in wanted} - (known or {}).keys()
+            if not missing:
+                return {}
+            return await self.store.jobs_by_id(missing)
+
+        # The jobs are read alongside the acquisition (one round trip for both): deciding on
+        # a read made a moment before the acquire is safe, because the start write below is
+        # conditioned on the version read.
+        runs, jobs = await asyncio.gather(
+            persist(acquire, what="acquire runs", stop=self.stop),
+            persist(read_jobs, what="read jobs", stop=self.stop),
+        )
+        conflicts = len(wanted) - len(runs)
+        if not runs:
+            return ClaimPass(more=more, conflicts=conflicts)
+        claimed = await self._start(runs, {**(known or {}), **jobs})
+        claimed = await self._still_ours(claimed, began)
+        return ClaimPass(claimed=claimed, more=more, conflicts=conflicts)
+
+    async def _candidates(
+        self, capacity: int, fresh: Sequence[RunView]
+    ) -> tuple[list[RunView], bool]:
+        """Fresh runs first; the queue is read (one query) only when there are none."""
+        if fresh:
+            return list(fresh[:capacity]), len(fresh) > capacity
+        now = self.clock()
+        batch = self.settings.claim_batch_size
+        due = await self.store.due_pending(now, batch)
+        more = len(due) >= batch or len(due) > capacity
+        # Several workers read the same queue: a random pick keeps most of them apart.
+        return (random.sample(due, capacity) if len(due) > capacity else due), more
+
+    async def _start(self, runs: list[RunView], jobs: dict[ObjectId, JobView]) -> list[Claimed]:
+        """Judge each run, start the runnable ones, release the rest (bounded commands)."""
+        now = self.clock()
+        starts: list[Start] = []
+        releases: list[Release] = []
+        for run in runs:
+            job = jobs.get(run.job_id)
+            judgement = judge(run, job, now, busy=bool(job and job.active_run_ids))
+            if judgement.verdict is Verdict.START and job is not None:
+                starts.append(Start(run.id, job))
+            else:
+                releases.append(self._release(run, job, judgement, now))
+        matched = await persist(
+            lambda: self.store.start_runs(starts), what="start runs", stop=self.stop
+        )
+        started = starts
+        if matched < len(starts):
+            started, lost = await self._settle_lost_starts(starts, {run.id: run for run in runs})
+            releases.extend(lost)
+        await persist(
+            lambda: self.store.release_runs(releases, now), what="release runs", stop=self.stop
+        )
+        by_id = {run.id: run for run in runs}
+        return [Claimed(by_id[start.run_id], start.job) for start in started]
+
+    async def _settle_lost_starts(
+        self, starts: list[Start], runs: dict[ObjectId, RunView]
+    ) -> tuple[list[Start], list[Release]]:
+        """Some start writes did not match: read the jobs and judge those runs again."""
+        ids = {start.job.id for start in starts}
+        current = await persist(
+            lambda: self.store.jobs_by_id(ids), what="read jobs", stop=self.stop
+        )
+        now = self.clock()
+        started: list[Start] = []
+        releases: list[Release] = []
+        for start in starts:
+            job = current.get(start.job.id)
+            if job is not None and start.run_id in job.active_run_ids:
+                started.append(Start(start.run_id, job))  # it did apply (a retried write)
+                continue
+            run = runs[start.run_id]
+            busy = bool(job and set(job.active_run_ids) - {start.run_id})
+            judgement = judge(run, job, now, busy=busy)
+            releases.append(self._release(run, job, judgement, now))
+        return started, releases
+
+    @staticmethod
+    def _release(run: RunView, job: JobView | None, judgement: Judgement, now: datetime) -> Release:
+        bound = log.bind(run_id=str(run.id), job_id=str(run.job_id), owner_id=run.owner_id)
+        if judgement.verdict is Verdict.START:
+            # The job changed between its read and the start write: queued again as it was.
+            bound.info("run.requeued", reason="job changed before start")
+            return Release(run.id, RunStatus.PENDING)
+        if judgement.verdict is Verdict.DEFER:
+            wait = MIN_DEFER_SECONDS
+            if job is not None:
+                wait = max(wait, job.options.retry.backoff_seconds)
+            bound.info("run.deferred", reason=RunReason.OVERLAP.value, wait_seconds=wait)
+            return Release(run.id, RunStatus.PENDING, not_before=now + timedelta(seconds=wait))
+        status = RunStatus.MISSED if judgement.verdict is Verdict.MISS else RunStatus.SKIPPED
+        reason = judgement.reason.value if judgement.reason else None
+        bound.info(f"run.{status.value}", reason=reason, slot=run.slot)
+        return Release(run.id, status, error=reason)
+
+    async def _still_ours(self, claimed: list[Claimed], began: float) -> list[Claimed]:
+        """After a slow pass (a database outage), start only the runs still under our lease.
+
+        A pass held up for longer than the lease may find its runs reaped by another worker
+        (recorded `abandoned`, a retry queued): starting them would run the attempt twice.
+        Passes faster than a heartbeat cannot have lost a lease and skip the check.
+        """
+        if not claimed or self.monotonic() - began <= self.settings.heartbeat_seconds:
+            return claimed
+        ids = [item.run_id for item in claimed]
+        until = self.clock() + self.lease
+        await persist(
+            lambda: self.store.extend_run_leases(ids, until), what="check leases", stop=self.stop
+        )
+        ours = await persist(
+            lambda: self.store.runs_still_ours(ids), what="check leases", stop=self.stop
+        )
+        for item in claimed:
+            if item.run_id not in ours:
+                log.warning("run.not_started", run_id=str(item.run_id), reason="lease lost")
+        return [item for item in claimed if item.run_id in ours]

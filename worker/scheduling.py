@@ -1,0 +1,251 @@
+"""The schedule stage: due jobs become `pending` runs. It never starts anything.
+
+For each due job: the latest due slot is queued as a `pending` run carrying its start deadline,
+earlier due slots are recorded `missed` (bounded), and `nextRunAt` moves forward with `$max`.
+The unique `(jobId, slot, attempt)` index keeps one record per slot whatever the number of
+workers. Slot arithmetic is pure (the functions below the class).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Final
+
+import structlog
+from bson import ObjectId
+
+from shared.db import Document
+from shared.model import MisfirePolicy, RunStatus
+from shared.runs import RunReason, scheduled_run, slot_record, utc_now
+from shared.schedule import Schedule
+from shared.settings import Settings
+from worker.backoff import persist
+from worker.store import Advance, JobView, RunView, WorkerStore, parse_run
+
+_SECOND: Final = timedelta(seconds=1)
+# Slots fetched per step while looking for the latest due slot.
+_SEARCH_STEP: Final = 256
+# Missed slots beyond the individual records are counted up to this many (a lower bound
+# beyond): counting walks the schedule, and a backlog of a seconds-cron can be huge.
+MISSED_COUNT_CAP: Final = 10_000
+# A slot is on time if it starts within this share of the job's interval at that slot
+# (at least one second, at most CRON_MISFIRE_THRESHOLD_SECONDS).
+ON_TIME_SHARE: Final = 0.1
+
+log = structlog.get_logger("worker.schedule")
+
+
+@dataclass
+class Enqueued:
+    """What one schedule pass queued: the fresh pending runs (to claim at once), and more due."""
+
+    fresh: list[RunView] = field(default_factory=list)
+    jobs: dict[ObjectId, JobView] = field(default_factory=dict)
+    more: bool = False
+    # The `nextRunAt` advances, written by `advance()` once the slots are recorded.
+    advances: list[Advance] = field(default_factory=list)
+    # Some slots were queued by another worker first: the queue holds runs to claim.
+    others_queued: bool = False
+
+
+class Scheduler:
+    """Runs schedule passes against the store; the runner decides when."""
+
+    def __init__(
+        self,
+        store: WorkerStore,
+        settings: Settings,
+        stop: asyncio.Event,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.stop = stop
+        self.clock = clock
+        self.threshold = timedelta(seconds=settings.misfire_threshold_seconds)
+
+    async def enqueue_due(self) -> Enqueued:
+        """One batch of due jobs: one read, one `insert_many`; then call `advance()`.
+
+        The advances are written after the records (a worker that dies in between leaves jobs
+        that are simply due again, never a slot advanced past without its record), and may go
+        out together with the claim of the fresh runs.
+        """
+        now = self.clock()
+        batch = self.settings.claim_batch_size
+        jobs = await self.store.due_jobs(now, batch)
+        documents: list[Document] = []
+        queued: list[tuple[int, JobView]] = []
+        advances: list[Advance] = []
+        memo: dict[tuple[str, str, datetime], DueSlots] = {}
+        for job in jobs:
+            key = (job.cron, job.timezone, job.next_run_at or now)
+            try:
+                slots = memo.get(key) or due_slots(
+                    schedule_for(job.cron, job.timezone),
+                    job.next_run_at or now,
+                    now,
+                    self.settings.max_missed_records,
+                )
+                memo[key] = slots
+            except ValueError as error:  # ScheduleError, or a schedule that never fires again
+                await self._park(job, getattr(error, "message", str(error)))
+                continue
+            advances.append(Advance(job.id, job.version, slots.next_run_at))
+            if slots.latest is None:
+                continue
+            deadline = start_deadline(job, slots.latest, self.threshold)
+            queued.append((len(documents), job))
+            documents.append(scheduled_run(job, slots.latest, now=now, start_deadline=deadline))
+            documents.extend(_missed_records(job, slots, now))
+        duplicates = await persist(
+            lambda: self.store.insert_runs(documents), what="queue slots", stop=self.stop
+        )
+        fresh = [parse_run(documents[index]) for index, _ in queued if index not in duplicates]
+        jobs_read = {job.id: job for _, job in queued}
+        return Enqueued(
+            fresh=fresh,
+            jobs=jobs_read,
+            more=len(jobs) >= batch,
+            advances=advances,
+            others_queued=len(fresh) < len(queued),
+        )
+
+    async def advance(self, enqueued: Enqueued) -> None:
+        """Move the batch's jobs past the recorded slots (one `bulk_write`, `$max`)."""
+        await persist(
+            lambda: self.store.advance_jobs(enqueued.advances),
+            what="advance jobs",
+            stop=self.stop,
+        )
+
+    async def _park(self, job: JobView, message: str) -> None:
+        """Stop planning a job whose stored schedule cannot be evaluated (until a client edit)."""
+        log.error("job.invalid_schedule", job_id=str(job.id), error=message)
+        await persist(
+            lambda: self.store.park_job(job.id, job.version, f"invalid schedule: {message}"),
+            what="park job",
+            stop=self.stop,
+        )
+
+
+def _missed_records(job: JobView, slots: DueSlots, now: datetime) -> list[Document]:
+    """The earlier due slots of a job, recorded `missed` (beyond the limit: one summary)."""
+    records = [
+        slot_record(job, slot, RunStatus.MISSED, RunReason.SUPERSEDED, now=now)
+        for slot in slots.missed
+    ]
+    if slots.summary_from is not None:
+        records.append(
+            slot_record(
+                job,
+                slots.summary_from,
+                RunStatus.MISSED,
+                RunReason.SUMMARISED,
+                now=now,
+                missed_count=slots.summary_count,
+            )
+        )
+    if records:
+        log.info(
+            "run.missed",
+            job_id=str(job.id),
+            owner_id=job.owner_id,
+            slots=len(slots.missed) + slots.summary_count,
+            reason=RunReason.SUPERSEDED.value,
+        )
+    return records
+
+
+# --- pure slot arithmetic ------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def schedule_for(cron: str, timezone: str) -> Schedule:
+    """The parsed schedule (cached: a herd of jobs usually shares a few schedules)."""
+    return Schedule.parse(cron, timezone)
+
+
+@lru_cache(maxsize=65_536)
+def _next_after(cron: str, timezone: str, instant: datetime) -> datetime:
+    """The first fire time after `instant` (cached: a herd asks the same question many times)."""
+    return schedule_for(cron, timezone).next_after(instant)
+
+
+def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> datetime:
+    """The latest instant the run of `slot` may start (checked when it is claimed).
+
+    A slot is on time if it starts within its *start tolerance*: a tenth of the job's interval
+    at that slot, at least 1 s, at most CRON_MISFIRE_THRESHOLD_SECONDS. Later, it is a misfire:
+    `skip` never runs it; `runOnce` still runs it within `misfireGraceSeconds`.
+    """
+    interval = _next_after(job.cron, job.timezone, slot) - slot
+    tolerance = min(threshold, max(_SECOND, interval * ON_TIME_SHARE))
+    if job.options.misfire_policy is MisfirePolicy.SKIP:
+        return slot + tolerance
+    return slot + max(tolerance, timedelta(seconds=job.options.misfire_grace_seconds))
+
+
+def is_slot_of(job: JobView, slot: datetime) -> bool:
+    """Whether `slot` is a fire time of the job's current schedule (False if unusable)."""
+    try:
+        return _next_after(job.cron, job.timezone, slot - _SECOND) == slot
+    except ValueError:
+        return False
+
+
+def next_slot(job: JobView, slot: datetime) -> datetime:
+    """The job's first slot after `slot` (its schedule is known to be usable)."""
+    return _next_after(job.cron, job.timezone, slot)
+
+
+@dataclass(frozen=True)
+class DueSlots:
+    """Slot arithmetic of one schedule from one `nextRunAt` at one instant."""
+
+    # The latest slot in [nextRunAt, now], the only one that may run; None if none is due.
+    latest: datetime | None
+    # Earlier due slots, oldest first, each recorded `missed` on its own.
+    missed: tuple[datetime, ...]
+    # Due slots beyond `missed`, summarised in one record: its first slot and how many.
+    summary_from: datetime | None
+    summary_count: int
+    # The first slot after now: the job's new `nextRunAt`.
+    next_run_at: datetime
+
+
+def due_slots(
+    schedule: Schedule, next_run_at: datetime, now: datetime, max_records: int
+) -> DueSlots:
+    """Which slots from `next_run_at` up to `now` are due, and where the schedule goes next."""
+    following = schedule.next_after(now)
+    latest = _latest_slot(schedule, next_run_at, now)
+    if latest is None:
+        return DueSlots(None, (), None, 0, following)
+    earlier = schedule.slots_between(next_run_at, latest - _SECOND, max_records + 1)
+    if len(earlier) <= max_records:
+        return DueSlots(latest, tuple(earlier), None, 0, following)
+    summary_from = earlier[max_records]
+    rest = schedule.slots_between(summary_from, latest - _SECOND, MISSED_COUNT_CAP)
+    return DueSlots(latest, tuple(earlier[:max_records]), summary_from, len(rest), following)
+
+
+def _latest_slot(schedule: Schedule, start: datetime, now: datetime) -> datetime | None:
+    """The latest slot in [start, now]: look back over doubling windows, never walk the gap."""
+    window = _SECOND
+    while True:
+        low = max(start, now - window)
+        slots = schedule.slots_between(low, now, _SEARCH_STEP)
+        if slots:
+            latest = slots[-1]
+            while len(slots) == _SEARCH_STEP:
+                slots = schedule.slots_between(latest + _SECOND, now, _SEARCH_STEP)
+                latest = slots[-1] if slots else latest
+            return latest
+        if low <= start:
+            return None
+        window *= 2
