@@ -1,4 +1,4 @@
-"""Headless Chromium (Debian's `chromium` + `chromium-driver`) for browser tests, driven by Selenium.
+"""Headless Chromium (Debian's `chromium` + `chromium-driver`) for browser tests, driven by Selenium
 
 The binary and the driver are the system ones installed by `tools/system_deps.sh`; Selenium is
 given both paths so that it never tries to download a browser or a driver.

@@ -19,6 +19,7 @@ from shared.settings import Settings
 from worker.backoff import persist
 from worker.due_queue import DueQueue
 from worker.lease_check import keep_if_slow
+from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.planner import (
     OVERLAP,
     SUPERSEDED,
@@ -61,11 +62,13 @@ class Claimer:
         settings: Settings,
         stop: asyncio.Event,
         clock: Callable[[], datetime] = utc_now,
+        metrics: WorkerMetrics = NULL_METRICS,
     ) -> None:
         self.store = store
         self.settings = settings
         self.stop = stop
         self.clock = clock
+        self.metrics = metrics
         self.limits = PlannerLimits.from_settings(settings)
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.due = DueQueue(store, settings.claim_batch_size)
@@ -87,6 +90,8 @@ class Claimer:
         if not plans and not idle_advances:
             return ClaimPass(more=more)
         duplicates = await self._insert_deciding([plan.decisive for plan in plans])
+        self.metrics.claim_conflict(len(duplicates))
+        self.metrics.records_inserted([plan.decisive for plan in plans], duplicates)
         advances = idle_advances + [
             self._advance(plan, won=index not in duplicates) for index, plan in enumerate(plans)
         ]
@@ -266,6 +271,7 @@ class Claimer:
             log.info("run.retracted", job_id=str(plan.job["_id"]), reason=JOB_CHANGED)
         for plan in overlapping:
             plan.action = Action.SKIP
+            self.metrics.slot_recorded(RunStatus.SKIPPED.value, OVERLAP)
 
     async def _record_missed(self, plans: list[_Plan], now: datetime) -> None:
         """Record the earlier due slots of each job as `missed` (duplicates: already recorded)."""
@@ -288,11 +294,12 @@ class Claimer:
                     reason=SUPERSEDED,
                 )
         if documents:
-            await persist(
+            duplicates = await persist(
                 lambda: self.store.insert_runs(documents),
                 what="record missed slots",
                 stop=self.stop,
             )
+            self.metrics.records_inserted(documents, duplicates)
 
     @staticmethod
     def _missed(

@@ -10,6 +10,7 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from worker.backoff import Backoff, brief, is_transient
+from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.records import Outcome
 from worker.store import WorkerStore
 
@@ -23,8 +24,14 @@ log = structlog.get_logger("worker.finish")
 class Finisher:
     """Collects outcomes and writes them; survives database outages without losing any."""
 
-    def __init__(self, store: WorkerStore, delay: float = FLUSH_DELAY_SECONDS) -> None:
+    def __init__(
+        self,
+        store: WorkerStore,
+        delay: float = FLUSH_DELAY_SECONDS,
+        metrics: WorkerMetrics = NULL_METRICS,
+    ) -> None:
         self.store = store
+        self.metrics = metrics
         self.delay = delay
         self._buffer: list[Outcome] = []
         self._wake = asyncio.Event()
@@ -60,6 +67,7 @@ class Finisher:
                 try:
                     await self.store.write_outcomes(batch)
                 except PyMongoError as error:
+                    self.metrics.db_error("finish")
                     if not is_transient(error):
                         await self._write_one_by_one(batch)
                         continue

@@ -18,6 +18,7 @@ from shared.model import FINAL_RUN_STATUSES, RunStatus
 from shared.settings import Settings
 from worker.backoff import brief
 from worker.finisher import Finisher
+from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.records import Claimed, conclude, utc_now
 from worker.store import WorkerStore
 
@@ -49,7 +50,9 @@ class Heartbeat:
         *,
         held_runs: Callable[[], list[ObjectId]],
         executing_runs: Callable[[], set[ObjectId]],
+        metrics: WorkerMetrics = NULL_METRICS,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.settings = settings
         self.state = state
@@ -65,6 +68,7 @@ class Heartbeat:
             try:
                 await step(now)
             except PyMongoError as error:
+                self.metrics.db_error("heartbeat")
                 log.warning("db.unavailable", operation=step.__name__, error=brief(error))
 
     async def renew(self, now: datetime) -> None:
@@ -96,6 +100,7 @@ class Heartbeat:
                 **extra,
             }
         )
+        self.metrics.heartbeat()
 
     async def reap(self, now: datetime) -> None:
         """Record runs whose lease expired as `abandoned`, and queue their retries."""
@@ -124,6 +129,7 @@ class Heartbeat:
                 if queued and outcome.retry is not None:
                     await self.store.withdraw_retry(run["_id"], outcome.retry["_id"])
                 continue
+            self.metrics.run_reaped(run.get("type"), run.get("trigger"), retried=queued)
             # The run is final; the finisher writes the job side, retrying through outages.
             self.finisher.add(dataclasses.replace(outcome, update_run=False, retry=None))
             log.warning(

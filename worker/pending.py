@@ -13,10 +13,11 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from shared.db import Document
-from shared.model import OverlapPolicy, RunTrigger
+from shared.model import OverlapPolicy, RunStatus, RunTrigger
 from shared.settings import Settings
 from worker.backoff import is_transient, persist
 from worker.lease_check import keep_if_slow
+from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.planner import OVERLAP
 from worker.records import Claimed, ClaimPass, options_of, retry_policy_of, utc_now
 from worker.store import WorkerStore
@@ -36,11 +37,13 @@ class PendingClaimer:
         settings: Settings,
         stop: asyncio.Event,
         clock: Callable[[], datetime] = utc_now,
+        metrics: WorkerMetrics = NULL_METRICS,
     ) -> None:
         self.store = store
         self.settings = settings
         self.stop = stop
         self.clock = clock
+        self.metrics = metrics
         self.lease = timedelta(seconds=settings.lease_seconds)
 
     async def claim(self, capacity: int) -> ClaimPass:
@@ -58,6 +61,7 @@ class PendingClaimer:
                 run = await self.store.claim_pending(candidate["_id"], now, lease_until)
                 if run is not None:
                     runs.append(run)
+            self.metrics.claim_conflict(len(due) - len(runs))
         except PyMongoError as error:
             if not runs or not is_transient(error):
                 raise
@@ -75,6 +79,7 @@ class PendingClaimer:
                 what="skip runs",
                 stop=self.stop,
             )
+            self.metrics.slot_recorded(RunStatus.SKIPPED.value, reason, len(run_ids))
         for run_id, not_before in deferred:
             await persist(
                 partial(self.store.defer_runs, [run_id], not_before),

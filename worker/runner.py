@@ -25,9 +25,10 @@ from worker.context import Handler
 from worker.executor import Executor
 from worker.finisher import Finisher
 from worker.heartbeat import Heartbeat, WorkerState
+from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.pending import PendingClaimer
 from worker.records import Claimed, ClaimPass, utc_now
-from worker.store import WorkerStore
+from worker.store import WorkerStore, count_backlog
 from worker.streams import StreamHub, StreamsUnavailable
 from worker.timetable import DueTime, Timetable
 
@@ -61,16 +62,18 @@ class Worker:
         *,
         handlers: Mapping[str, Handler] | None = None,
         registry: JobTypeRegistry | None = None,
+        metrics: WorkerMetrics = NULL_METRICS,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.db = db
         self.worker_id = new_worker_id(settings.worker_name)
         self.store = WorkerStore(db, self.worker_id)
         self.stop_event = asyncio.Event()
         self.timetable = Timetable()
-        self.finisher = Finisher(self.store)
-        self.claimer = Claimer(self.store, settings, self.stop_event)
-        self.pending = PendingClaimer(self.store, settings, self.stop_event)
+        self.finisher = Finisher(self.store, metrics=metrics)
+        self.claimer = Claimer(self.store, settings, self.stop_event, metrics=metrics)
+        self.pending = PendingClaimer(self.store, settings, self.stop_event, metrics=metrics)
         mode = "streams" if settings.use_change_streams else "polling"
         self.state = WorkerState(self.worker_id, settings.worker_name, utc_now(), mode)
         self.heartbeat = Heartbeat(
@@ -80,12 +83,13 @@ class Worker:
             self.finisher,
             held_runs=self.held_runs,
             executing_runs=lambda: set(self.in_flight),
+            metrics=metrics,
         )
         self.registry = registry or build_registry(settings)
         self.handlers = handlers
         self.in_flight: dict[ObjectId, asyncio.Task[None]] = {}
         self.streams = StreamHub(
-            self.store, settings.worker_name, self.timetable, self._fall_back_to_polling
+            self.store, settings.worker_name, self.timetable, self._fall_back_to_polling, metrics
         )
         self._last_lookup = {"jobs": 0.0, "pending": 0.0}
         self._executor: Executor | None = None
@@ -116,6 +120,8 @@ class Worker:
 
             self.handlers = HANDLERS
         log.info("worker.starting", name=self.settings.worker_name, mode=self.state.mode)
+        self.metrics.set_mode(self.state.mode)
+        self.metrics.watch_capacity(lambda: len(self.in_flight), self.settings.worker_concurrency)
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS) as http:
             self._executor = Executor(self.settings, self.registry, self.handlers, self.db, http)
             try:
@@ -129,6 +135,7 @@ class Worker:
             background = [
                 asyncio.create_task(self.finisher.run(), name="finisher"),
                 asyncio.create_task(self._beat_forever(), name="heartbeat"),
+                asyncio.create_task(self._sample_backlog(), name="metrics"),
             ]
             if self.settings.use_change_streams:
                 self.streams.start(self.stop_event)
@@ -148,6 +155,7 @@ class Worker:
             except Stopped:
                 break
             except PyMongoError as error:
+                self.metrics.db_error("claim")
                 if not is_transient(error):
                     log.error("worker.claim_failed", error=brief(error))
                 elif backoff.should_warn():
@@ -243,10 +251,16 @@ class Worker:
 
     async def _execute(self, item: Claimed) -> None:
         assert self._executor is not None
+        trigger, job_type = item.run.get("trigger"), item.job.get("type")
+        self.metrics.fire_lag(trigger, (utc_now() - item.run["scheduledFor"]).total_seconds())
         try:
             outcome = await self._executor.execute(item)
             self.finisher.add(outcome)
+            self.metrics.run_finished(
+                job_type, trigger, outcome.status.value, outcome.duration_ms / 1e3
+            )
             if outcome.retry is not None:
+                self.metrics.retry_queued()
                 self.timetable.pending.heard(outcome.retry["notBefore"])
         finally:
             was_full = self.capacity() <= 0
@@ -255,6 +269,12 @@ class Worker:
                 self.timetable.wake.set()
 
     # --- background tasks --------------------------------------------------------------------
+
+    async def _sample_backlog(self) -> None:
+        """The due backlog and pending-queue depth for the metrics, at most every few seconds."""
+        await self.metrics.sample_backlog(
+            lambda cap: count_backlog(self.store, utc_now(), cap), self.stop_event
+        )
 
     async def _beat_forever(self) -> None:
         while True:
@@ -265,6 +285,7 @@ class Worker:
     def _fall_back_to_polling(self, error: StreamsUnavailable) -> None:
         """Called once by the stream hub when the server refuses change streams."""
         self.state.mode = "polling"
+        self.metrics.set_mode("polling")
         log.warning(
             "stream.unsupported",
             error=brief(error),

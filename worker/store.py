@@ -384,3 +384,17 @@ def _finish_job(outcome: Outcome, *, usual: bool = False) -> UpdateOne:
             "$set": fields,
         },
     )
+
+
+# --- metrics: the backlog sampler's bounded counts (worker.metrics.sample_backlog) -----------
+
+
+async def count_backlog(store: WorkerStore, now: datetime, cap: int) -> tuple[int, int]:
+    """Enabled jobs due at `now` and queued (pending) runs, each counted up to `cap`.
+
+    Two index-backed counts (`due`, `pending`) that stop at `cap`, so a huge backlog costs no
+    more than a bounded one.
+    """
+    due = await store.jobs.count_documents({"enabled": True, "nextRunAt": {"$lte": now}}, limit=cap)
+    pending = await store.runs.count_documents({"status": PENDING}, limit=cap)
+    return due, pending
