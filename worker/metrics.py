@@ -69,7 +69,7 @@ DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 
 log = structlog.get_logger("worker.metrics")
 # `*_created` timestamps double the series and nothing here reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 BacklogCounter = Callable[[int], Awaitable[tuple[int, int]]]
 
