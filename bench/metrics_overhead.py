@@ -1,0 +1,105 @@
+"""`python -m bench.metrics_overhead`: worker CPU per 1,000 steady runs, metrics on vs off.
+
+Runs the steady scenario of `make bench` (N jobs every minute at staggered seconds, one
+worker, a fixed window) alternately with CRON_METRICS_PORT=0 (NullMetrics: nothing recorded,
+no exporter) and with metrics on while /metrics is scraped every SCRAPE_SECONDS (three times
+more often than Prometheus' default 15 s). The order alternates per repetition so that drift
+in the machine's load hits both sides. Prints every figure, the medians and their ratio.
+
+    .venv/bin/python -m bench.metrics_overhead [--reps 4] [--jobs 1000] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import statistics
+from typing import Any
+
+import httpx
+
+from bench.ours import OurSystem
+from bench.proxy import CountingProxy
+from bench.scenarios import steady
+from tools.local_mongo import LocalMongo
+
+SCRAPE_SECONDS = 5.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _scrape(url: str, seen: dict[str, float]) -> None:
+    """GET /metrics every SCRAPE_SECONDS; remember the runs the worker reported finished."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                text = (await client.get(url)).text
+                seen["scrapes"] = seen.get("scrapes", 0) + 1
+                seen["runs"] = sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("cronjobs_runs_finished_total{")
+                )
+            await asyncio.sleep(SCRAPE_SECONDS)
+
+
+async def _one(
+    uri: str, proxy: CountingProxy, label: str, rep: int, jobs: int, seconds: float
+) -> dict[str, Any]:
+    port = _free_port() if label == "on" else 0
+    system = OurSystem(env={"CRON_METRICS_PORT": str(port)})
+    seen: dict[str, float] = {}
+    scraper = asyncio.create_task(_scrape(f"http://127.0.0.1:{port}/metrics", seen))
+    try:
+        figures = await steady(system, uri, proxy, jobs, seconds, f"metrics_{label}_{rep}")
+    finally:
+        scraper.cancel()
+        await asyncio.gather(scraper, return_exceptions=True)
+    if label == "on" and not seen.get("runs"):
+        raise RuntimeError("metrics were meant to be on, but /metrics reported no runs")
+    return {
+        "label": label,
+        "rep": rep,
+        "started": figures["started"],
+        "cpu_s": figures["worker_cpu_s"],
+        "cpu_s_per_1000_runs": figures["worker_cpu_s_per_1000_runs"],
+        "lag_p99_ms": figures["lag_ms"]["p99"],
+        "scrapes": int(seen.get("scrapes", 0)),
+    }
+
+
+async def main(reps: int, jobs: int, seconds: float) -> None:
+    with LocalMongo() as server:
+        proxy = CountingProxy("127.0.0.1", server.port)
+        await proxy.start()
+        rows = []
+        try:
+            for rep in range(reps):
+                for label in ("off", "on") if rep % 2 == 0 else ("on", "off"):
+                    row = await _one(server.uri, proxy, label, rep, jobs, seconds)
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+        finally:
+            await proxy.stop()
+    medians = {}
+    for label in ("off", "on"):
+        values = [row["cpu_s_per_1000_runs"] for row in rows if row["label"] == label]
+        medians[label] = statistics.median(values)
+        print(f"{label}: CPU s per 1,000 runs {values} median {medians[label]:.2f}")
+    print(f"on / off (medians): {medians['on'] / medians['off']:.3f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=4)
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.reps, arguments.jobs, arguments.seconds))
