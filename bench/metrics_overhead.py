@@ -2,11 +2,13 @@
 
 Runs the steady scenario of `make bench` (N jobs every minute at staggered seconds, one
 worker, a fixed window) alternately with CRON_METRICS_PORT=0 (NullMetrics: nothing recorded,
-no exporter) and with metrics on while /metrics is scraped every SCRAPE_SECONDS (three times
-more often than Prometheus' default 15 s). The order alternates per repetition so that drift
-in the machine's load hits both sides. Prints every figure, the medians and their ratio.
+no exporter) and with metrics on while /metrics is scraped every `--scrape-seconds` (default
+15 s: Prometheus' default and deploy/prometheus/prometheus.yml's interval). The order
+alternates per repetition so that drift in the machine's load hits both sides. Prints every
+figure, the medians and their ratio.
 
     .venv/bin/python -m bench.metrics_overhead [--reps 4] [--jobs 1000] [--seconds 60]
+        [--scrape-seconds 15]
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from bench.proxy import CountingProxy
 from bench.scenarios import steady
 from tools.local_mongo import LocalMongo
 
-SCRAPE_SECONDS = 5.0
+SCRAPE_SECONDS = 15.0
 
 
 def _free_port() -> int:
@@ -35,8 +37,8 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def _scrape(url: str, seen: dict[str, float]) -> None:
-    """GET /metrics every SCRAPE_SECONDS; remember the runs the worker reported finished."""
+async def _scrape(url: str, seen: dict[str, float], every: float) -> None:
+    """GET /metrics every `every` seconds; remember the runs the worker reported finished."""
     async with httpx.AsyncClient(timeout=5) as client:
         while True:
             with contextlib.suppress(httpx.HTTPError):
@@ -47,16 +49,16 @@ async def _scrape(url: str, seen: dict[str, float]) -> None:
                     for line in text.splitlines()
                     if line.startswith("cronjobs_runs_finished_total{")
                 )
-            await asyncio.sleep(SCRAPE_SECONDS)
+            await asyncio.sleep(every)
 
 
 async def _one(
-    uri: str, proxy: CountingProxy, label: str, rep: int, jobs: int, seconds: float
+    uri: str, proxy: CountingProxy, label: str, rep: int, jobs: int, seconds: float, every: float
 ) -> dict[str, Any]:
     port = _free_port() if label == "on" else 0
     system = OurSystem(env={"CRON_METRICS_PORT": str(port)})
     seen: dict[str, float] = {}
-    scraper = asyncio.create_task(_scrape(f"http://127.0.0.1:{port}/metrics", seen))
+    scraper = asyncio.create_task(_scrape(f"http://127.0.0.1:{port}/metrics", seen, every))
     try:
         figures = await steady(system, uri, proxy, jobs, seconds, f"metrics_{label}_{rep}")
     finally:
@@ -75,7 +77,7 @@ async def _one(
     }
 
 
-async def main(reps: int, jobs: int, seconds: float) -> None:
+async def main(reps: int, jobs: int, seconds: float, every: float) -> None:
     with LocalMongo() as server:
         proxy = CountingProxy("127.0.0.1", server.port)
         await proxy.start()
@@ -83,7 +85,7 @@ async def main(reps: int, jobs: int, seconds: float) -> None:
         try:
             for rep in range(reps):
                 for label in ("off", "on") if rep % 2 == 0 else ("on", "off"):
-                    row = await _one(server.uri, proxy, label, rep, jobs, seconds)
+                    row = await _one(server.uri, proxy, label, rep, jobs, seconds, every)
                     print(json.dumps(row), flush=True)
                     rows.append(row)
         finally:
@@ -101,5 +103,6 @@ if __name__ == "__main__":
     parser.add_argument("--reps", type=int, default=4)
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--scrape-seconds", type=float, default=SCRAPE_SECONDS)
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.reps, arguments.jobs, arguments.seconds))
+    asyncio.run(main(arguments.reps, arguments.jobs, arguments.seconds, arguments.scrape_seconds))

@@ -96,6 +96,9 @@ class WorkerMetrics:
         self._last_heartbeat: float | None = None
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
+        # Label children by (bounded) label values: `.labels()` costs more than the update.
+        self._finished: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._lags: dict[str, Any] = {}
         self._define(self.registry)
         self._initialise_series()
         ProcessCollector(registry=self.registry)  # CPU seconds, memory, open files
@@ -168,13 +171,22 @@ class WorkerMetrics:
         self, job_type: object, trigger: object, outcome: str, duration_s: float
     ) -> None:
         """An attempt this worker executed ended with `outcome` (a final run status)."""
-        kind = self._type(job_type)
-        self.runs.labels(kind, self._trigger(trigger), outcome).inc()
-        self.duration.labels(kind).observe(max(0.0, duration_s))
+        status = outcome if outcome in OUTCOMES else OTHER
+        key = (self._type(job_type), self._trigger(trigger), str(status))
+        children = self._finished.get(key)
+        if children is None:
+            children = (self.runs.labels(*key), self.duration.labels(key[0]))
+            self._finished[key] = children
+        children[0].inc()
+        children[1].observe(max(0.0, duration_s))
 
     def fire_lag(self, trigger: object, seconds: float) -> None:
         """A handler started `seconds` after its run's `scheduledFor`."""
-        self.lag.labels(self._trigger(trigger)).observe(max(0.0, seconds))
+        key = self._trigger(trigger)
+        child = self._lags.get(key)
+        if child is None:
+            child = self._lags[key] = self.lag.labels(key)
+        child.observe(max(0.0, seconds))
 
     def slot_recorded(self, status: str, reason: str | None, count: int = 1) -> None:
         """`count` runs recorded `missed` or `skipped` with this reason text."""
