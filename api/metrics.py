@@ -7,7 +7,11 @@ app built in one process shares the counters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 from wsgiref.simple_server import WSGIServer
 
@@ -21,12 +25,22 @@ from litestar.plugins.prometheus import (
     PrometheusMiddleware,
 )
 from litestar.types import ASGIApp, ControllerRouterHandler
-from prometheus_client import REGISTRY, Counter, disable_created_metrics, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    disable_created_metrics,
+    multiprocess,
+    start_http_server,
+)
 
 from shared.settings import Settings
 
 METRICS_PATH: Final = "/metrics"
 PREFIX: Final = "cronjobs_api"
+# prometheus-client's multiprocess mode: the one switch it offers is this variable, read when a
+# process first imports it (Litestar's PrometheusController reads it too).
+MULTIPROCESS_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 log = structlog.get_logger(__name__)
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -97,7 +111,7 @@ class ApiMetrics:
         host, port = self.settings.metrics_host, self.port
         assert port is not None
         try:
-            self._server, _ = start_http_server(port, host, REGISTRY)
+            self._server, _ = start_http_server(port, host, _exposed_registry())
         except OSError as error:
             log.warning("metrics.unavailable", host=host, port=port, error=str(error))
             return
@@ -108,3 +122,36 @@ class ApiMetrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def _exposed_registry() -> CollectorRegistry:
+    """The process-wide registry, or every server process's metrics in multiprocess mode."""
+    if MULTIPROCESS_VARIABLE not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+@contextlib.contextmanager
+def shared_across_processes(settings: Settings) -> Iterator[None]:
+    """With several server processes (CRON_API_WORKERS > 1), make them count in one place.
+
+    Each process otherwise keeps its own counters and a scrape sees whichever process answers,
+    so counters would jump back and forth. Before uvicorn starts its processes this switches on
+    prometheus-client's multiprocess mode with a private temporary directory (removed at exit);
+    /metrics then sums every process. The operator's own PROMETHEUS_MULTIPROC_DIR is kept.
+    """
+    if settings.api_workers <= 1 or settings.api_metrics_port == 0:
+        yield
+        return
+    if MULTIPROCESS_VARIABLE in os.environ:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix=f"cronjobs-api-metrics-{os.getpid()}-")
+    os.environ[MULTIPROCESS_VARIABLE] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROCESS_VARIABLE, None)
+        shutil.rmtree(directory, ignore_errors=True)

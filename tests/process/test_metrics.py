@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -479,3 +480,48 @@ def test_every_dashboard_query_and_alert_rule_works_on_real_data(
 
     # Every rule evaluates (every second here) without error: health "ok", not "err".
     _wait_for(lambda: set(health().values()) == {"ok"}, 10, f"rules healthy: {health()}")
+
+
+def test_several_api_server_processes_count_into_one_metrics_page(
+    mongo_uri: str, tmp_path: Path
+) -> None:
+    """CRON_API_WORKERS=2: whichever process answers a scrape reports every process's count."""
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CRON_")}
+    env.update(
+        {
+            "CRON_MONGODB_URI": mongo_uri,
+            "CRON_DB_NAME": f"cronjobs_metrics_{ObjectId()}",
+            "CRON_JWT_SECRET": TEST_JWT_SECRET,
+            "CRON_API_PORT": str(port),
+            "CRON_API_WORKERS": "2",
+        }
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    api = Process([str(API_BIN)], env, tmp_path / "api.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: httpx.get(f"{base}/api/cron/healthz").is_success, 60, "API up")
+        before = _healthz_count(base)
+        for _ in range(40):  # a new connection each: the kernel spreads them over both
+            assert httpx.get(f"{base}/api/cron/healthz").is_success
+        counts = {_healthz_count(base) for _ in range(10)}
+        assert counts == {before + 40}, counts
+        api.check_alive()
+    finally:
+        api.stop()
+    leftovers = [
+        path
+        for path in Path(tempfile.gettempdir()).glob("cronjobs-api-metrics-*")
+        if str(api.popen.pid) in path.name
+    ]
+    assert not leftovers, leftovers
+
+
+def _healthz_count(base: str) -> float:
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("cronjobs_api_requests_total{") and 'path="/api/cron/healthz"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
