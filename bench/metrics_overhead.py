@@ -8,7 +8,10 @@ alternates per repetition so that drift in the machine's load hits both sides. P
 figure, the medians and their ratio.
 
     .venv/bin/python -m bench.metrics_overhead [--reps 4] [--jobs 1000] [--seconds 60]
-        [--scrape-seconds 15]
+        [--scrape-seconds 15] [--paired]
+
+`--paired` runs each off/on pair at the same time (two workers, two databases, one server), so
+that the noise of a shared machine hits both sides alike.
 """
 
 from __future__ import annotations
@@ -77,25 +80,49 @@ async def _one(
     }
 
 
-async def main(reps: int, jobs: int, seconds: float, every: float) -> None:
+async def main(reps: int, jobs: int, seconds: float, every: float, paired: bool) -> None:
     with LocalMongo() as server:
         proxy = CountingProxy("127.0.0.1", server.port)
         await proxy.start()
         rows = []
         try:
             for rep in range(reps):
-                for label in ("off", "on") if rep % 2 == 0 else ("on", "off"):
-                    row = await _one(server.uri, proxy, label, rep, jobs, seconds, every)
+                if paired:
+                    # Both at once, each on its own database: the machine's noise hits both.
+                    pair = await asyncio.gather(
+                        *(
+                            _one(server.uri, proxy, label, rep, jobs, seconds, every)
+                            for label in ("off", "on")
+                        )
+                    )
+                else:
+                    order = ("off", "on") if rep % 2 == 0 else ("on", "off")
+                    pair = [
+                        await _one(server.uri, proxy, label, rep, jobs, seconds, every)
+                        for label in order
+                    ]
+                for row in pair:
                     print(json.dumps(row), flush=True)
-                    rows.append(row)
+                rows.extend(pair)
         finally:
             await proxy.stop()
+    _summarise(rows)
+
+
+def _summarise(rows: list[dict[str, Any]]) -> None:
     medians = {}
     for label in ("off", "on"):
         values = [row["cpu_s_per_1000_runs"] for row in rows if row["label"] == label]
         medians[label] = statistics.median(values)
         print(f"{label}: CPU s per 1,000 runs {values} median {medians[label]:.2f}")
+    by_rep: dict[int, dict[str, float]] = {}
+    for row in rows:
+        by_rep.setdefault(row["rep"], {})[row["label"]] = row["cpu_s_per_1000_runs"]
+    ratios = [pair["on"] / pair["off"] for pair in by_rep.values() if len(pair) == 2]
     print(f"on / off (medians): {medians['on'] / medians['off']:.3f}")
+    if ratios:
+        print(f"on / off per pair: {[round(ratio, 3) for ratio in ratios]}")
+        print(f"median of the pairs' ratios: {statistics.median(ratios):.3f}")
 
 
 if __name__ == "__main__":
@@ -104,5 +131,16 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--scrape-seconds", type=float, default=SCRAPE_SECONDS)
+    parser.add_argument(
+        "--paired", action="store_true", help="run each off/on pair at the same time"
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.reps, arguments.jobs, arguments.seconds, arguments.scrape_seconds))
+    asyncio.run(
+        main(
+            arguments.reps,
+            arguments.jobs,
+            arguments.seconds,
+            arguments.scrape_seconds,
+            arguments.paired,
+        )
+    )
