@@ -16,6 +16,7 @@ from api.controllers.history import HistoryController
 from api.controllers.jobs import JobController
 from api.dependencies import DEPENDENCIES, STATE_KEY, Services, services_of
 from api.errors import EXCEPTION_HANDLERS
+from api.metrics import METRICS_PATH, ApiMetrics
 from api.openapi import BASE_PATH, SCHEMA_PATH, openapi_config
 from api.rate_limit import rate_limit_config
 from api.request import ApiRequest
@@ -27,7 +28,7 @@ from shared.settings import Settings
 log = structlog.get_logger(__name__)
 
 # Paths served without a token (and without rate limiting).
-PUBLIC_PATHS = [f"^{SCHEMA_PATH}", f"^{BASE_PATH}/(healthz|readyz)$"]
+PUBLIC_PATHS = [f"^{SCHEMA_PATH}", f"^{BASE_PATH}/(healthz|readyz)$", f"^{METRICS_PATH}$"]
 
 
 def create_app(settings: Settings, registry: JobTypeRegistry | None = None) -> Litestar:
@@ -46,14 +47,17 @@ def create_app(settings: Settings, registry: JobTypeRegistry | None = None) -> L
         registry=registry,
         validator=JobValidator(settings, registry),
     )
+    metrics = ApiMetrics(settings)
+    started, stopped = metrics.lifecycle()
     api = Router(
         path=BASE_PATH,
         route_handlers=[JobController, HistoryController, CatalogController, HealthController],
     )
     return Litestar(
-        route_handlers=[api],
+        route_handlers=[api, *metrics.route_handlers()],
         dependencies=DEPENDENCIES,
         middleware=[
+            *metrics.middleware(),
             DefineMiddleware(BearerAuthMiddleware, verifier=verifier, exclude=PUBLIC_PATHS),
             rate_limit_config(settings, PUBLIC_PATHS).middleware,
         ],
@@ -63,8 +67,8 @@ def create_app(settings: Settings, registry: JobTypeRegistry | None = None) -> L
         request_class=ApiRequest,
         request_max_body_size=settings.max_body_bytes,
         state=State({STATE_KEY: services}),
-        on_startup=[_ensure_indexes],
-        on_shutdown=[_close_client],
+        on_startup=[_ensure_indexes, *started],
+        on_shutdown=[_close_client, *stopped],
         logging_config=None,
         debug=False,
     )

@@ -12,6 +12,7 @@ from litestar.params import FromQuery, HeaderParameter, JSONBody, PathParameter,
 from api.dependencies import CallerDep, DatabaseDep, ServicesDep
 from api.errors import ApiError
 from api.guards import requires_caller
+from api.metrics import JOBS_CREATED, JOBS_DELETED, RUNS_QUEUED
 from api.openapi import ETAG_HEADER, LOCATION_HEADER, problems
 from api.params import (
     PAGE_LIMIT_DEFAULT,
@@ -91,6 +92,7 @@ class JobController(Controller):
         quota = None if caller.is_admin else services.settings.max_jobs_per_owner
         job = await jobs_repo.create_job(services.db, spec, owner_id=owner_id, max_jobs=quota)
         log.info("api.job_created", job_id=str(job.id), owner_id=owner_id, caller=caller.sub)
+        JOBS_CREATED.labels(job.type).inc()
         location = _location(request, services, job)
         return job_response(job, HTTPStatus.CREATED, {"Location": location})
 
@@ -216,6 +218,7 @@ class JobController(Controller):
             expected_version=parse_if_match(if_match),
         )
         log.info("api.job_deleted", job_id=job_id, owner_id=job.owner_id, caller=caller.sub)
+        JOBS_DELETED.inc()
 
     @post(
         "/{job_id:str}/run-now",
@@ -231,4 +234,5 @@ class JobController(Controller):
             raise jobs_repo.JobNotFoundError(oid)
         run_id = await jobs_repo.queue_run_now(db, job)
         log.info("api.run_queued", job_id=job_id, run_id=str(run_id), caller=caller.sub)
+        RUNS_QUEUED.inc()
         return RunNowOut(run_id=str(run_id), job_id=str(job.id), status="pending")
