@@ -256,9 +256,10 @@ class Worker:
     async def _execute(self, item: Claimed) -> None:
         assert self._executor is not None
         trigger = item.run.trigger.value
-        self.metrics.fire_lag(trigger, (utc_now() - item.run.scheduled_for).total_seconds())
+        started_at = utc_now()  # the handler's start: the record keeps the same instant
+        self.metrics.fire_lag(trigger, (started_at - item.run.scheduled_for).total_seconds())
         try:
-            outcome = await self._executor.execute(item)
+            outcome = await self._executor.execute(item, started_at)
             self.finisher.add(outcome)
             self.metrics.run_finished(
                 item.job.type, trigger, outcome.status.value, outcome.duration_ms / 1e3

@@ -336,7 +336,13 @@ def test_missed_slots_and_retries_agree_with_cron_runs(
 ) -> None:
     def expected_slots() -> dict[tuple[str, ...], float]:
         runs = _runs(stack, {"status": {"$in": ["missed", "skipped"]}})
-        counts = Counter((run["status"], reason_kind(run.get("error"))) for run in runs)
+        counts = Counter(
+            (run["status"], reason_kind(run.get("error")))
+            for run in runs
+            # The API's own records of due slots an edit skipped (pausing `every_second` may
+            # meet a slot not yet queued) carry no worker: no worker counts them.
+            if not (run["status"] == "skipped" and run.get("workerId") is None)
+        )
         return {key: float(value) for key, value in counts.items()}
 
     _agree(
@@ -346,7 +352,11 @@ def test_missed_slots_and_retries_agree_with_cron_runs(
         ),
         "slots recorded by status and reason",
     )
-    assert set(expected_slots()) == {("missed", "misfire"), ("missed", "superseded")}
+    recorded = set(expected_slots())
+    missed = {("missed", "misfire_grace"), ("missed", "superseded")}
+    assert missed <= recorded
+    # A slot of `every_second` queued just before the pause is skipped by the claim path.
+    assert recorded <= missed | {("skipped", "paused")}
 
     def retries() -> dict[tuple[str, ...], float]:
         return {(): float(stack.db[RUNS].count_documents({"trigger": "retry"}))}
