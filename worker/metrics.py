@@ -134,14 +134,21 @@ class WorkerMetrics:
             ("status", "reason"),
         )  # fmt: skip
         self.retries = counter("retries_queued", "Retries queued after a failed attempt.")
-        self.reaped = counter("runs_reaped", "Runs whose lease expired, recorded abandoned here.")
-        self.conflicts = counter("claim_conflicts", "Slots or pending runs another worker won.")
+        self.reaped = counter(
+            "runs_reaped", "Runs of dead workers or expired leases, recorded abandoned."
+        )
+        self.conflicts = counter("claim_conflicts", "Pending runs another worker acquired first.")
         self.resyncs = counter("stream_resyncs", "Change streams restarted from a fresh state.")
         self.db_errors = counter("db_errors", "Database errors, by operation.", ("kind",))
         self.in_flight = gauge("runs_in_flight", "Handlers running in this worker.")
         self.free = gauge("free_capacity", "Handlers this worker may still start.")
-        self.backlog = gauge("due_backlog", "Enabled jobs due and not claimed (sampled).")
-        self.pending = gauge("pending_runs", "Queued run-now requests and retries (sampled).")
+        self.backlog = gauge(
+            "due_backlog",
+            "Runs due and not started: due jobs not yet queued and due pending runs (sampled).",
+        )
+        self.pending = gauge(
+            "pending_runs", "Pending runs: queued slots, run-now requests and retries (sampled)."
+        )
         self.mode = gauge("worker_mode", "1 for the worker's current mode.", ("mode",))
         self.heartbeat_age = gauge("heartbeat_age_seconds", "Seconds since the last heartbeat.")
         self.info = gauge("worker_info", "Constant 1, labelled with the version.", ("version",))
