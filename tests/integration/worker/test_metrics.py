@@ -8,13 +8,18 @@ import time
 from collections import Counter
 from datetime import timedelta
 
+from shared import jobs_repo
 from shared.db import JOBS, RUNS, Database
 from shared.model import RunStatus
 from shared.runs import manual_run, retry_run, utc_now
 from shared.settings import Settings
 from tests.integration.worker.conftest import worker_settings
 from tests.integration.worker.factory import create_job
+from tests.integration.worker.test_store import started
+from worker.claiming import Claimer
 from worker.metrics import WorkerMetrics, reason_kind
+from worker.outcomes import Finisher
+from worker.recovery import Recovery
 from worker.runner import Worker
 from worker.store import WorkerStore, parse_job
 
@@ -104,3 +109,49 @@ async def test_an_in_process_worker_counts_what_it_records(
         assert metrics.registry.get_sample_value("cronjobs_slots_recorded_total", labels) == count
     retries = await db[RUNS].count_documents({"trigger": "retry"})
     assert metrics.registry.get_sample_value("cronjobs_retries_queued_total") == retries
+
+
+async def test_claim_conflicts_are_the_runs_another_worker_acquired_first(
+    db: Database, settings: Settings
+) -> None:
+    kept = await create_job(db, "0 0 9 * * *")
+    gone = await create_job(db, "0 0 9 * * *")
+    for job in (kept, gone):
+        await jobs_repo.queue_run_now(db, job)
+    await db[JOBS].delete_one({"_id": gone.id})
+    first, second = WorkerMetrics(), WorkerMetrics()
+    loser_store = WorkerStore(db, "w1")
+    queued = await loser_store.due_pending(utc_now(), 10)
+    assert len(queued) == 2
+    winner = Claimer(
+        WorkerStore(db, "w2"), worker_settings(settings), asyncio.Event(), metrics=second
+    )
+    won = await winner.claim(10)
+    loser = Claimer(loser_store, worker_settings(settings), asyncio.Event(), metrics=first)
+    lost = await loser.claim(10, fresh=queued)  # it read the queue before the winner acquired
+    assert (len(won.claimed), won.conflicts, lost.claimed, lost.conflicts) == (1, 0, [], 2)
+    assert first.registry.get_sample_value("cronjobs_claim_conflicts_total") == 2
+    assert second.registry.get_sample_value("cronjobs_claim_conflicts_total") == 0
+    # The winner released the orphan: counted once, by the worker that recorded it.
+    deleted = {"status": "skipped", "reason": "job_deleted"}
+    assert second.registry.get_sample_value("cronjobs_slots_recorded_total", deleted) == 1
+    assert first.registry.get_sample_value("cronjobs_slots_recorded_total", deleted) == 0
+
+
+async def test_a_reaped_run_counts_as_abandoned_with_its_retry(
+    db: Database, settings: Settings
+) -> None:
+    item = await started(db, WorkerStore(db, "dead"), retry={"maxAttempts": 2, "backoffSeconds": 0})
+    await db[RUNS].update_one(
+        {"_id": item.run_id}, {"$set": {"leaseExpiresAt": utc_now() - timedelta(seconds=1)}}
+    )
+    metrics = WorkerMetrics()
+    store = WorkerStore(db, "rescuer")
+    fast = worker_settings(settings)
+    await Recovery(store, fast, Finisher(store), metrics=metrics).reap(utc_now())
+    [run] = await db[RUNS].find({"_id": item.run_id}).to_list()
+    assert run["status"] == "abandoned"
+    labels = {"type": run["type"], "trigger": run["trigger"], "outcome": "abandoned"}
+    assert metrics.registry.get_sample_value("cronjobs_runs_finished_total", labels) == 1
+    assert metrics.registry.get_sample_value("cronjobs_runs_reaped_total") == 1
+    assert metrics.registry.get_sample_value("cronjobs_retries_queued_total") == 1
