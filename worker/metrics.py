@@ -36,8 +36,9 @@ from shared.model import RunStatus, RunTrigger
 from shared.runs import RunReason
 from shared.settings import Settings
 
-# Counting the backlog costs two bounded count queries per worker: at most this often.
-BACKLOG_SAMPLE_SECONDS: Final = 5.0
+# Counting the backlog costs three bounded count queries per worker: at most this often. The
+# shipped scrape interval (deploy/prometheus/prometheus.yml): a fresher sample is never seen.
+BACKLOG_SAMPLE_SECONDS: Final = 15.0
 # Counts stop at this many documents (a gauge at the cap reads "at least this many").
 BACKLOG_COUNT_CAP: Final = 10_000
 OTHER: Final = "other"
