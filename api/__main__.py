@@ -14,6 +14,7 @@ from litestar import Litestar
 
 from api.app import create_app
 from api.auth import TokenVerifier
+from api.metrics import shared_across_processes
 from shared.logging import configure_logging
 from shared.settings import SettingsError, load_settings
 
@@ -50,17 +51,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # in place (restored by uvicorn before it re-raises) the process exits 0, not "killed".
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, _exit_cleanly)
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.api_host,
-        port=settings.api_port,
-        workers=settings.api_workers,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        lifespan="on",
-    )
+    with shared_across_processes(settings):
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.api_host,
+            port=settings.api_port,
+            workers=settings.api_workers,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            lifespan="on",
+        )
     return 0
 
 

@@ -18,6 +18,7 @@ from api.dashboard import DASHBOARD_AUTH_EXCLUDE, dashboard_plugins
 from api.dependencies import DEPENDENCIES, STATE_KEY, Services, services_of
 from api.errors import EXCEPTION_HANDLERS
 from api.header_limit import HeaderSizeLimit
+from api.metrics import METRICS_PATH, ApiMetrics
 from api.openapi import BASE_PATH, SCHEMA_PATH, openapi_config
 from api.rate_limit import STORE_NAME, rate_limit_config
 from api.rate_limit_store import MongoRateLimitStore
@@ -30,7 +31,7 @@ from shared.settings import Settings
 log = structlog.get_logger(__name__)
 
 # Paths served without a token (and without rate limiting).
-PUBLIC_PATHS = [f"^{SCHEMA_PATH}", f"^{BASE_PATH}/(healthz|readyz)$"]
+PUBLIC_PATHS = [f"^{SCHEMA_PATH}", f"^{BASE_PATH}/(healthz|readyz)$", f"^{METRICS_PATH}$"]
 
 
 def create_app(settings: Settings, registry: JobTypeRegistry | None = None) -> Litestar:
@@ -49,15 +50,18 @@ def create_app(settings: Settings, registry: JobTypeRegistry | None = None) -> L
         registry=registry,
         validator=JobValidator(settings, registry),
     )
+    metrics = ApiMetrics(settings)
+    started, stopped = metrics.lifecycle()
     api = Router(
         path=BASE_PATH,
         route_handlers=[JobController, HistoryController, CatalogController, HealthController],
     )
     return Litestar(
-        route_handlers=[api],
+        route_handlers=[api, *metrics.route_handlers()],
         dependencies=DEPENDENCIES,
         middleware=[
             HeaderSizeLimit(),
+            *metrics.middleware(),
             DefineMiddleware(
                 BearerAuthMiddleware,
                 verifier=verifier,
@@ -72,8 +76,8 @@ def create_app(settings: Settings, registry: JobTypeRegistry | None = None) -> L
         request_max_body_size=settings.max_body_bytes,
         state=State({STATE_KEY: services}),
         stores={STORE_NAME: MongoRateLimitStore(services.db)},
-        on_startup=[_ensure_indexes],
-        on_shutdown=[_close_client],
+        on_startup=[_ensure_indexes, *started],
+        on_shutdown=[_close_client, *stopped],
         logging_config=None,
         debug=False,
     )

@@ -35,6 +35,7 @@ GIVE_UP_SECONDS = 180.0
 def _spawn(uri: str, db_name: str, name: str, logs: Path) -> subprocess.Popen[bytes]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("CRON_")}
     env |= {"CRON_MONGODB_URI": uri, "CRON_DB_NAME": db_name, "CRON_WORKER_NAME": name}
+    env["CRON_METRICS_PORT"] = "0"  # several workers: no fixed /metrics port (9464) to fight over
     with (logs / f"{name}.log").open("ab") as out:
         return subprocess.Popen([str(WORKER_BIN)], env=env, stdout=out, stderr=subprocess.STDOUT)
 

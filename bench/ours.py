@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,6 +111,9 @@ class OurSystem:
                 "CRON_DB_NAME": db_name,
                 "CRON_WORKER_NAME": name,
                 "CRON_LOG_LEVEL": "WARNING",
+                # Metrics on, as shipped, each worker on its own port (the default 9464 would
+                # be taken by the first); `env` may switch them off with "0".
+                "CRON_METRICS_PORT": str(_free_port()),
                 **self.env,
             }
             if self.wrapper_args:
@@ -179,3 +183,9 @@ class OurSystem:
             return {doc["_id"]: doc["n"] async for doc in cursor}
         finally:
             await client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -150,6 +150,20 @@ class Settings(BaseSettings):
     )
     http_max_response_bytes: int = Field(65_536, ge=1024, description="Response bytes read.")
 
+    # Metrics (Prometheus)
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the worker's /metrics (and a separate API one) binds to."
+    )
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Worker /metrics port; 0 switches worker metrics off."
+    )
+    api_metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="API metrics: unset, /metrics on the API's port; 0, off; a port, only there.",
+    )
+
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level.")
     log_json: bool = Field(True, description="JSON log lines (false: console format).")

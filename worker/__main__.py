@@ -18,6 +18,7 @@ from shared.job_types.http_signature import warn_if_default_secret
 from shared.logging import configure_logging
 from shared.settings import Settings, SettingsError, load_settings
 from worker.backoff import brief
+from worker.metrics import metrics_for
 from worker.runner import Worker
 from worker.store import WorkerStore
 
@@ -51,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def serve(settings: Settings) -> None:
     """Run a worker until SIGTERM/SIGINT; a second signal exits at once."""
     client = create_client(settings)
-    worker = Worker(settings, get_database(client, settings))
+    metrics = metrics_for(settings)
+    metrics.serve(settings.metrics_host, settings.metrics_port)
+    worker = Worker(settings, get_database(client, settings), metrics=metrics)
     loop = asyncio.get_running_loop()
     signals_seen: list[int] = []
 
@@ -68,6 +71,7 @@ async def serve(settings: Settings) -> None:
     try:
         await worker.run()
     finally:
+        metrics.close()
         await client.close()
     if worker.stuck_handlers:
         # Waiting for them would never end (asyncio.run awaits every task): the hard deadline.

@@ -26,6 +26,7 @@ from shared.model import MisfirePolicy, RunStatus, RunTrigger
 from shared.runs import RunReason, utc_now
 from shared.settings import Settings
 from worker.backoff import persist
+from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.scheduling import is_slot_of, next_slot
 from worker.store import JobView, Release, RunView, Start, WorkerStore
 
@@ -117,8 +118,10 @@ class Claimer:
         settings: Settings,
         stop: asyncio.Event,
         clock: Callable[[], datetime] = utc_now,
+        metrics: WorkerMetrics = NULL_METRICS,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.settings = settings
         self.stop = stop
         self.clock = clock
@@ -155,7 +158,8 @@ class Claimer:
             persist(acquire, what="acquire runs", stop=self.stop),
             persist(read_jobs, what="read jobs", stop=self.stop),
         )
-        conflicts = len(wanted) - len(runs)
+        conflicts = len(wanted) - len(runs)  # acquired by another worker first
+        self.metrics.claim_conflict(conflicts)
         if not runs:
             return ClaimPass(more=more, conflicts=conflicts)
         claimed = await self._start(runs, {**(known or {}), **jobs})
@@ -197,6 +201,9 @@ class Claimer:
         await persist(
             lambda: self.store.release_runs(releases, now), what="release runs", stop=self.stop
         )
+        for release in releases:
+            if release.status is not RunStatus.PENDING:
+                self.metrics.slot_recorded(release.status.value, release.error)
         by_id = {run.id: run for run in runs}
         return [Claimed(by_id[start.run_id], start.job) for start in started]
 

@@ -88,8 +88,11 @@ class Executor:
             wanted = self.settings.default_timeout_seconds
         return float(min(wanted, self.settings.max_timeout_seconds))
 
-    async def execute(self, claimed: Claimed) -> Outcome:
-        """Run the handler; never raises, not even when cancelled (that is a shutdown)."""
+    async def execute(self, claimed: Claimed, started_at: datetime | None = None) -> Outcome:
+        """Run the handler; never raises, not even when cancelled (that is a shutdown).
+
+        `started_at`: the handler's start as the caller measured it (the fire lag it reports).
+        """
         run, job = claimed.run, claimed.job
         log = structlog.get_logger("worker.run").bind(
             job_id=str(claimed.job_id),
@@ -100,7 +103,7 @@ class Executor:
             attempt=run.attempt,
         )
         # The handler's own start (after the start gate), not the claim's: what the record keeps.
-        started_at = utc_now()
+        started_at = started_at or utc_now()
         status, error, result, retryable = RunStatus.SUCCEEDED, None, None, True
         try:
             result = await self._run(claimed, log)

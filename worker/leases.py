@@ -14,6 +14,7 @@ from bson import ObjectId
 from shared import __version__
 from shared.runs import utc_now
 from shared.settings import Settings
+from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.outcomes import Finisher
 from worker.store import WorkerStore
 
@@ -54,9 +55,15 @@ class Leases:
     """Every heartbeat: one lease renewal (`update_many`) and one worker upsert."""
 
     def __init__(
-        self, store: WorkerStore, settings: Settings, state: WorkerState, book: RunBook
+        self,
+        store: WorkerStore,
+        settings: Settings,
+        state: WorkerState,
+        book: RunBook,
+        metrics: WorkerMetrics = NULL_METRICS,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.state = state
         self.book = book
         self.lease = timedelta(seconds=settings.lease_seconds)
@@ -95,3 +102,4 @@ class Leases:
                 **extra,
             }
         )
+        self.metrics.heartbeat()

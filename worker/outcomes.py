@@ -21,6 +21,7 @@ from shared.db import Document
 from shared.model import JobStatus, RetryPolicy, RunStatus
 from shared.runs import error_summary, retry_run
 from worker.backoff import Backoff, is_transient
+from worker.metrics import NULL_METRICS, WorkerMetrics
 
 if TYPE_CHECKING:
     from worker.store import JobView, RunView, WorkerStore
@@ -124,8 +125,14 @@ def conclude(
 class Finisher:
     """Collects outcomes and writes them; survives database outages without losing any."""
 
-    def __init__(self, store: WorkerStore, delay: float = FLUSH_DELAY_SECONDS) -> None:
+    def __init__(
+        self,
+        store: WorkerStore,
+        delay: float = FLUSH_DELAY_SECONDS,
+        metrics: WorkerMetrics = NULL_METRICS,
+    ) -> None:
         self.store = store
+        self.metrics = metrics
         self.delay = delay
         self._buffer: list[Outcome] = []
         self._wake = asyncio.Event()
@@ -161,6 +168,7 @@ class Finisher:
                 try:
                     late = await self.store.write_outcomes(batch)
                 except PyMongoError as error:
+                    self.metrics.db_error("finish")
                     if not is_transient(error):
                         await self._write_one_by_one(batch)
                         continue

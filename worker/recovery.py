@@ -12,6 +12,7 @@ import structlog
 from shared.model import FINAL_RUN_STATUSES, RunStatus
 from shared.runs import RunReason
 from shared.settings import Settings
+from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.outcomes import Finisher, conclude
 from worker.store import JobView, RunView, WorkerStore
 
@@ -26,8 +27,15 @@ log = structlog.get_logger("worker.recovery")
 class Recovery:
     """Every heartbeat: reap runs of dead workers and expired leases; sweep stale bookkeeping."""
 
-    def __init__(self, store: WorkerStore, settings: Settings, finisher: Finisher) -> None:
+    def __init__(
+        self,
+        store: WorkerStore,
+        settings: Settings,
+        finisher: Finisher,
+        metrics: WorkerMetrics = NULL_METRICS,
+    ) -> None:
         self.store = store
+        self.metrics = metrics
         self.settings = settings
         self.finisher = finisher
         self.beat = timedelta(seconds=settings.heartbeat_seconds)
@@ -71,6 +79,8 @@ class Recovery:
             if queued and outcome.retry is not None:
                 await self.store.withdraw_retry(run.id, outcome.retry["_id"])
             return
+        job_type = job.type if job is not None else None  # a deleted job's type: "other"
+        self.metrics.run_reaped(job_type, run.trigger.value, retried=queued)
         # The run is final; the finisher writes the job side, retrying through outages.
         self.finisher.add(dataclasses.replace(outcome, update_run=False, retry=None))
         log.warning(

@@ -23,6 +23,7 @@ from worker.backoff import Backoff, Stopped, brief, is_transient, persist
 from worker.claiming import Claimed, Claimer
 from worker.context import Executor, Handler
 from worker.leases import Leases, RunBook, WorkerState
+from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.outcomes import Finisher
 from worker.recovery import Recovery
 from worker.scheduling import Scheduler
@@ -59,22 +60,24 @@ class Worker:
         *,
         handlers: Mapping[str, Handler] | None = None,
         registry: JobTypeRegistry | None = None,
+        metrics: WorkerMetrics = NULL_METRICS,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.db = db
         self.worker_id = new_worker_id(settings.worker_name)
         self.store = WorkerStore(db, self.worker_id)
         self.stop_event = asyncio.Event()
         self.timetable = Timetable()
-        self.finisher = Finisher(self.store)
-        self.scheduler = Scheduler(self.store, settings, self.stop_event)
-        self.claimer = Claimer(self.store, settings, self.stop_event)
+        self.finisher = Finisher(self.store, metrics=metrics)
+        self.scheduler = Scheduler(self.store, settings, self.stop_event, metrics=metrics)
+        self.claimer = Claimer(self.store, settings, self.stop_event, metrics=metrics)
         mode = "streams" if settings.use_change_streams else "polling"
         self.state = WorkerState(self.worker_id, settings.worker_name, utc_now(), mode)
         self.book = RunBook(self.finisher)
         self.in_flight = self.book.executing
-        self.leases = Leases(self.store, settings, self.state, self.book)
-        self.recovery = Recovery(self.store, settings, self.finisher)
+        self.leases = Leases(self.store, settings, self.state, self.book, metrics=metrics)
+        self.recovery = Recovery(self.store, settings, self.finisher, metrics=metrics)
         self.registry = registry or build_registry(settings)
         self.handlers = handlers
         # Counted over the worker's life (logged at shutdown): runs started, acquire conflicts.
@@ -83,7 +86,7 @@ class Worker:
         # A claim pass said more pending runs are due right now.
         self._pending_now = False
         self.streams = StreamHub(
-            self.store, settings.worker_name, self.timetable, self._fall_back_to_polling
+            self.store, settings.worker_name, self.timetable, self._fall_back_to_polling, metrics
         )
         self._last_lookup = {"jobs": 0.0, "pending": 0.0}
         self._executor: Executor | None = None
@@ -110,6 +113,8 @@ class Worker:
 
             self.handlers = HANDLERS
         log.info("worker.starting", name=self.settings.worker_name, mode=self.state.mode)
+        self.metrics.set_mode(self.state.mode)
+        self.metrics.watch_capacity(lambda: len(self.in_flight), self.settings.worker_concurrency)
         self._executor = Executor(self.settings, self.registry, self.handlers, self.db)
         try:
             await persist(
@@ -122,6 +127,7 @@ class Worker:
         background = [
             asyncio.create_task(self.finisher.run(), name="finisher"),
             asyncio.create_task(self._beat_forever(), name="heartbeat"),
+            asyncio.create_task(self._sample_backlog(), name="metrics"),
         ]
         if self.settings.use_change_streams:
             self.streams.start(self.stop_event)
@@ -141,6 +147,7 @@ class Worker:
             except Stopped:
                 break
             except PyMongoError as error:
+                self.metrics.db_error("claim")
                 if not is_transient(error):
                     log.error("worker.claim_failed", error=brief(error))
                 else:
@@ -248,10 +255,17 @@ class Worker:
 
     async def _execute(self, item: Claimed) -> None:
         assert self._executor is not None
+        trigger = item.run.trigger.value
+        started_at = utc_now()  # the handler's start: the record keeps the same instant
+        self.metrics.fire_lag(trigger, (started_at - item.run.scheduled_for).total_seconds())
         try:
-            outcome = await self._executor.execute(item)
+            outcome = await self._executor.execute(item, started_at)
             self.finisher.add(outcome)
+            self.metrics.run_finished(
+                item.job.type, trigger, outcome.status.value, outcome.duration_ms / 1e3
+            )
             if outcome.retry is not None:
+                self.metrics.retry_queued()
                 self.timetable.pending.heard(outcome.retry["notBefore"])
         finally:
             was_full = self.capacity() <= 0
@@ -260,6 +274,12 @@ class Worker:
                 self.timetable.wake.set()
 
     # --- background tasks --------------------------------------------------------------------
+
+    async def _sample_backlog(self) -> None:
+        """The due backlog and pending-queue depth for the metrics, at most every few seconds."""
+        await self.metrics.sample_backlog(
+            lambda cap: self.store.count_backlog(utc_now(), cap), self.stop_event
+        )
 
     async def _beat_forever(self) -> None:
         """Every heartbeat: renew leases, report, reap, sweep (each on its own: an outage only
@@ -274,6 +294,7 @@ class Worker:
                     await step(now)
                 except PyMongoError as error:
                     failed = True
+                    self.metrics.db_error("heartbeat")
                     backoff.failed(error, step=step.__name__)
             if not failed:
                 backoff.succeeded()
@@ -284,6 +305,7 @@ class Worker:
     def _fall_back_to_polling(self, error: StreamsUnavailable) -> None:
         """Called once by the stream hub when the server refuses change streams."""
         self.state.mode = "polling"
+        self.metrics.set_mode("polling")
         log.warning(
             "stream.unsupported",
             error=brief(error),

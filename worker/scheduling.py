@@ -24,6 +24,7 @@ from shared.runs import RunReason, scheduled_run, slot_record, utc_now
 from shared.schedule import Schedule
 from shared.settings import Settings
 from worker.backoff import persist
+from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.store import Advance, JobView, RunView, WorkerStore, parse_run
 
 _SECOND: Final = timedelta(seconds=1)
@@ -61,8 +62,10 @@ class Scheduler:
         settings: Settings,
         stop: asyncio.Event,
         clock: Callable[[], datetime] = utc_now,
+        metrics: WorkerMetrics = NULL_METRICS,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.settings = settings
         self.stop = stop
         self.clock = clock
@@ -105,6 +108,7 @@ class Scheduler:
         duplicates = await persist(
             lambda: self.store.insert_runs(documents), what="queue slots", stop=self.stop
         )
+        self.metrics.records_inserted(documents, duplicates)  # the `missed` ones count
         fresh = [parse_run(documents[index]) for index, _ in queued if index not in duplicates]
         jobs_read = {job.id: job for _, job in queued}
         return Enqueued(

@@ -240,6 +240,23 @@ class WorkerStore:
         cursor = self.runs.find({"status": PENDING, "notBefore": {"$lte": now}}, limit=limit)
         return [parse_run(document) async for document in cursor]
 
+    async def count_backlog(self, now: datetime, cap: int) -> tuple[int, int]:
+        """For the metrics sampler: (due backlog, pending-queue depth), each at most `cap`.
+
+        The due backlog is what should have started by `now` and has not: enabled jobs due
+        and not yet queued, plus pending runs whose `notBefore` has come. The queue depth is
+        every pending run (also retries waiting for their backoff). Three index-backed counts
+        (`due`, `pending`) that stop at `cap`: a huge backlog costs no more than a small one.
+        """
+        unqueued = await self.jobs.count_documents(
+            {"enabled": True, "nextRunAt": {"$lte": now}}, limit=cap
+        )
+        waiting = await self.runs.count_documents(
+            {"status": PENDING, "notBefore": {"$lte": now}}, limit=cap
+        )
+        queued = await self.runs.count_documents({"status": PENDING}, limit=cap)
+        return min(cap, unqueued + waiting), queued
+
     async def earliest_pending_time(self, before: datetime) -> datetime | None:
         """The earliest `notBefore` of a pending run earlier than `before` (limit 1)."""
         found = await self.runs.find_one(

@@ -16,6 +16,7 @@ from shared.db import JOBS, RUNS, Document
 from shared.model import RunStatus, RunTrigger
 from shared.runs import utc_now
 from worker.backoff import Backoff, Stopped, brief, persist
+from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.store import WorkerStore
 from worker.timetable import Timetable
 
@@ -71,8 +72,10 @@ class ChangeWatcher:
         pipeline: list[Document],
         on_change: Callable[[Document], None],
         on_resync: Callable[[], None],
+        metrics: WorkerMetrics = NULL_METRICS,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.collection = collection
         self.pipeline = pipeline
         self.on_change = on_change
@@ -159,9 +162,11 @@ class ChangeWatcher:
     def _lost(self, event: str, error: BaseException | None) -> None:
         """The stream cannot continue where it was: start a fresh one and resynchronise."""
         self.log.warning(event, error=brief(error) if error else None)
+        self.metrics.resync()
         self.token = None
 
     async def _wait_out(self, error: PyMongoError, backoff: Backoff, stop: asyncio.Event) -> None:
+        self.metrics.db_error("stream")
         backoff.failed(error, collection=self.collection)
         await backoff.wait(stop)
 
@@ -202,6 +207,7 @@ class StreamHub:
         worker_name: str,
         timetable: Timetable,
         on_unsupported: Callable[[StreamsUnavailable], None],
+        metrics: WorkerMetrics = NULL_METRICS,
     ) -> None:
         self.on_unsupported = on_unsupported
         self.watchers = [
@@ -212,6 +218,7 @@ class StreamHub:
                 pipeline=[],
                 on_change=timetable.on_job_change,
                 on_resync=timetable.resync,
+                metrics=metrics,
             ),
             ChangeWatcher(
                 store,
@@ -220,6 +227,7 @@ class StreamHub:
                 pipeline=RUNS_PIPELINE,
                 on_change=timetable.on_run_change,
                 on_resync=timetable.resync,
+                metrics=metrics,
             ),
         ]
         self._tasks: list[asyncio.Task[None]] = []

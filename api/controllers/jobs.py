@@ -12,6 +12,7 @@ from litestar.params import FromQuery, HeaderParameter, JSONBody, PathParameter,
 from api.dependencies import CallerDep, DatabaseDep, ServicesDep
 from api.errors import ApiError
 from api.guards import refuses_job_callers, require_type_permission, requires_caller
+from api.metrics import JOBS_CREATED, JOBS_DELETED, RUNS_QUEUED
 from api.openapi import BASE_PATH, ETAG_HEADER, LOCATION_HEADER, NOT_MODIFIED, problems
 from api.params import (
     PAGE_LIMIT_DEFAULT,
@@ -100,6 +101,7 @@ class JobController(Controller):
         quota = None if caller.is_admin else services.settings.max_jobs_per_owner
         job = await jobs_repo.create_job(services.db, spec, owner_id=owner_id, max_jobs=quota)
         log.info("api.job_created", job_id=str(job.id), owner_id=owner_id, caller=caller.sub)
+        JOBS_CREATED.labels(job.type).inc()
         location = _location(services, job)
         return job_response(job, HTTPStatus.CREATED, {"Location": location})
 
@@ -248,6 +250,7 @@ class JobController(Controller):
             protected_types=() if caller.is_admin else admin_only,
         )
         log.info("api.job_deleted", job_id=job_id, owner_id=job.owner_id, caller=caller.sub)
+        JOBS_DELETED.inc()
 
     @post(
         "/{job_id:str}/run-now",
@@ -266,4 +269,5 @@ class JobController(Controller):
         require_type_permission(services.registry, job.type, caller)
         run_id = await jobs_repo.queue_run_now(services.db, job)
         log.info("api.run_queued", job_id=job_id, run_id=str(run_id), caller=caller.sub)
+        RUNS_QUEUED.inc()
         return RunNowOut(run_id=str(run_id), job_id=str(job.id), status="pending")

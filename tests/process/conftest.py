@@ -23,6 +23,8 @@ FAST_WORKER_ENV = {
     "CRON_POLL_INTERVAL_SECONDS": "1",
     "CRON_LOG_JSON": "true",
     "CRON_LOG_LEVEL": "INFO",
+    # No fixed port (the default 9464) in tests: tests/process/test_metrics.py binds its own.
+    "CRON_METRICS_PORT": "0",
 }
 
 

@@ -49,6 +49,7 @@ class Stack:
     def __init__(self, tmp_path: Path, **environ: str) -> None:
         env = {key: value for key, value in os.environ.items() if not key.startswith("CRON_")}
         env["CRON_API_PORT"] = str(free_port())
+        env["CRON_METRICS_PORT"] = str(free_port())  # the worker's /metrics, never a fixed port
         env["CRON_DB_NAME"] = f"cronjobs_stack_{uuid.uuid4().hex[:8]}"
         external = external_mongodb_uri()
         if external:

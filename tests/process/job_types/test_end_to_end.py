@@ -96,6 +96,7 @@ def _worker_environment(settings: Settings) -> dict[str, str]:
             "CRON_LEASE_SECONDS": "10",
             "CRON_POLL_INTERVAL_SECONDS": "1",
             "CRON_LOG_JSON": "true",
+            "CRON_METRICS_PORT": "0",  # no fixed port in tests
         }
     )
     return env

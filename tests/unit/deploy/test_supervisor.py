@@ -41,7 +41,10 @@ def test_two_workers_with_distinct_names(conf: configparser.RawConfigParser) -> 
     worker = conf["program:cronjobs-worker"]
     assert worker.getint("numprocs") == 2
     assert "%(process_num)" in worker["process_name"]
-    assert worker["environment"] == 'CRON_WORKER_NAME="%(host_node_name)s-%(process_num)d"'
+    assert worker["environment"] == (
+        'CRON_WORKER_NAME="%(host_node_name)s-%(process_num)d",'
+        'CRON_METRICS_PORT="946%(process_num)d"'
+    )
     assert "%(process_num)d" in worker["stderr_logfile"]
 
 

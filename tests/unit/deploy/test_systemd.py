@@ -62,7 +62,7 @@ def test_unit_runs_the_console_script_as_a_dedicated_user(unit: str, script: str
 
 def test_worker_instances_get_distinct_names() -> None:
     service = _parse_unit(SYSTEMD_DIR / "cronjobs-worker@.service")["Service"]
-    assert service["Environment"] == ["CRON_WORKER_NAME=%H-%i"]
+    assert service["Environment"] == ["CRON_WORKER_NAME=%H-%i", "CRON_METRICS_PORT=946%i"]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze absent")
