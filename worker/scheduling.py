@@ -19,9 +19,9 @@ import structlog
 from bson import ObjectId
 
 from shared.db import Document
+from shared.job_schedule import SlotSchedule, schedule_of
 from shared.model import MisfirePolicy, RunStatus
 from shared.runs import RunReason, scheduled_run, slot_record, utc_now
-from shared.schedule import Schedule
 from shared.settings import Settings
 from worker.backoff import persist
 from worker.store import Advance, JobView, RunView, WorkerStore, parse_run
@@ -75,7 +75,7 @@ class Scheduler:
         for job in jobs:
             try:
                 slots = due_slots(
-                    schedule_for(job.cron, job.timezone),
+                    job_schedule(job),
                     job.next_run_at or now,
                     now,
                     self.settings.max_missed_records,
@@ -143,9 +143,19 @@ def _missed_records(job: JobView, slots: DueSlots, now: datetime) -> list[Docume
 
 
 @lru_cache(maxsize=4096)
-def schedule_for(cron: str, timezone: str) -> Schedule:
+def schedule_for(
+    cron: str | None,
+    timezone: str,
+    every: str | None = None,
+    anchor_at: datetime | None = None,
+) -> SlotSchedule:
     """The parsed schedule (cached: a herd of jobs usually shares a few schedules)."""
-    return Schedule.parse(cron, timezone)
+    return schedule_of(cron=cron, every=every, anchor_at=anchor_at, timezone=timezone)
+
+
+def job_schedule(job: JobView) -> SlotSchedule:
+    """The schedule of a job as read: its cron, or its interval on its anchor."""
+    return schedule_for(job.cron, job.timezone, job.every, job.anchor_at)
 
 
 def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> datetime:
@@ -155,7 +165,7 @@ def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> dateti
     at that slot, at least 1 s, at most CRON_MISFIRE_THRESHOLD_SECONDS. Later, it is a misfire:
     `skip` never runs it; `runOnce` still runs it within `misfireGraceSeconds`.
     """
-    interval = schedule_for(job.cron, job.timezone).next_after(slot) - slot
+    interval = job_schedule(job).next_after(slot) - slot
     tolerance = min(threshold, max(_SECOND, interval * ON_TIME_SHARE))
     if job.options.misfire_policy is MisfirePolicy.SKIP:
         return slot + tolerance
@@ -165,7 +175,7 @@ def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> dateti
 def is_slot_of(job: JobView, slot: datetime) -> bool:
     """Whether `slot` is a fire time of the job's current schedule (False if unusable)."""
     try:
-        return schedule_for(job.cron, job.timezone).next_after(slot - _SECOND) == slot
+        return job_schedule(job).next_after(slot - _SECOND) == slot
     except ValueError:
         return False
 
@@ -186,7 +196,7 @@ class DueSlots:
 
 
 def due_slots(
-    schedule: Schedule, next_run_at: datetime, now: datetime, max_records: int
+    schedule: SlotSchedule, next_run_at: datetime, now: datetime, max_records: int
 ) -> DueSlots:
     """Which slots from `next_run_at` up to `now` are due, and where the schedule goes next."""
     following = schedule.next_after(now)
@@ -201,7 +211,7 @@ def due_slots(
     return DueSlots(latest, tuple(earlier[:max_records]), summary_from, len(rest), following)
 
 
-def _latest_slot(schedule: Schedule, start: datetime, now: datetime) -> datetime | None:
+def _latest_slot(schedule: SlotSchedule, start: datetime, now: datetime) -> datetime | None:
     """The latest slot in [start, now]: look back over doubling windows, never walk the gap."""
     window = _SECOND
     while True:

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from api.schemas.common import RequestModel, ResponseModel
-from api.schemas.jobs import Cron, Timezone
+from api.schemas.jobs import Cron, Every, Timezone
 
 PREVIEW_MAX_COUNT = 100
 
@@ -29,9 +29,15 @@ class JobTypeList(ResponseModel):
 
 
 class PreviewIn(RequestModel):
-    """A schedule to preview before saving it."""
+    """A schedule to preview before saving it: exactly one of `cron` and `every`."""
 
-    cron: Cron
+    cron: Cron | None = None
+    every: Every | None = None
+    anchor_at: datetime | None = Field(
+        None,
+        description="`every` only: the grid's origin (default: now, as if the job were "
+        "created now; a job's own `anchorAt` previews its current grid).",
+    )
     timezone: Timezone = "UTC"
     count: int = Field(10, ge=1, le=PREVIEW_MAX_COUNT, description="How many fire times.")
 
@@ -49,7 +55,9 @@ class FireTime(ResponseModel):
 class PreviewOut(ResponseModel):
     """The next fire times of a schedule."""
 
-    cron: str
+    cron: str | None
+    every: str | None
+    anchor_at: datetime | None = Field(description="`every` only: the anchor used (UTC).")
     timezone: str
     fire_times: list[FireTime]
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from api.schemas.common import RequestModel, ResponseModel
+from shared.interval import EVERY_MAX_LENGTH
 from shared.model import (
     NAME_MAX_LENGTH,
     JobDocument,
@@ -69,9 +70,22 @@ Cron = Annotated[
     Field(
         min_length=1,
         max_length=CRON_MAX_LENGTH,
-        description="5 fields (minute hour day month weekday) or 6 with leading seconds "
-        "(admins only below the minimum interval).",
+        description="Wall-clock schedule: 5 fields (minute hour day month weekday) or 6 with "
+        "leading seconds (admins only below the minimum interval). Set exactly one of `cron` "
+        "and `every`.",
         examples=["0 8 * * 1-5"],
+    ),
+]
+Every = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=EVERY_MAX_LENGTH,
+        description="Interval schedule: an ISO 8601 duration in weeks, days, hours, minutes "
+        "(`PT90M`, `PT36H`, `P1D` = 24 h, `P1W`; seconds only for admins; months and years are "
+        "refused). Slots are elapsed time: `anchorAt` + k x `every` in UTC, unmoved by DST. Set "
+        "exactly one of `cron` and `every`.",
+        examples=["PT90M"],
     ),
 ]
 Timezone = Annotated[
@@ -105,7 +119,8 @@ class JobReplace(RequestModel):
 
     name: Name
     type: JobType
-    cron: Cron
+    cron: Cron | None = None
+    every: Every | None = None
     timezone: Timezone = "UTC"
     payload: Payload = Field(default_factory=dict)
     enabled: bool = True
@@ -129,7 +144,10 @@ class JobPatch(RequestModel):
 
     name: Name | None = None
     type: JobType | None = None
-    cron: Cron | None = None
+    cron: Cron | None = Field(None, description="Switches the job to this cron (clears `every`).")
+    every: Every | None = Field(
+        None, description="Switches the job to this interval (clears `cron`); moves `anchorAt`."
+    )
     timezone: Timezone | None = None
     payload: Payload | None = None
     enabled: bool | None = Field(None, description="false pauses the job, true resumes it.")
@@ -166,7 +184,15 @@ class JobOut(ResponseModel):
     owner_id: str
     name: str
     type: str
-    cron: str
+    cron: str | None = Field(description="The cron, or null for an interval job.")
+    every: str | None = Field(
+        description="The interval (ISO 8601 duration), or null for a cron job.",
+        examples=["PT90M"],
+    )
+    anchor_at: datetime | None = Field(
+        description="Interval jobs: the grid's origin, slots at anchorAt + k x every (UTC); "
+        "set at creation and whenever `every` (or the schedule kind) changes; null for cron.",
+    )
     timezone: str
     payload: dict[str, Any]
     enabled: bool
@@ -195,6 +221,8 @@ class JobOut(ResponseModel):
             name=job.name,
             type=job.type,
             cron=job.cron,
+            every=job.every,
+            anchor_at=job.anchor_at,
             timezone=job.timezone,
             payload=job.payload,
             enabled=job.enabled,
