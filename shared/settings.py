@@ -81,9 +81,7 @@ class Settings(BaseSettings):
     claim_batch_size: int = Field(200, ge=1, le=5000, description="Due jobs claimed per query.")
     lease_seconds: float = Field(30, gt=0, description="Run lease length.")
     heartbeat_seconds: float = Field(
-        5,
-        gt=0,
-        description="Lease renewal / heartbeat interval; 3 missed beats mark a worker dead.",
+        5, gt=0, description="Lease renewal / heartbeat interval; 3 missed beats: worker dead."
     )
     use_change_streams: bool = Field(True, description="Watch for changes (else only poll).")
     poll_interval_seconds: float = Field(5, gt=0, description="Polling interval without streams.")

@@ -136,17 +136,23 @@ class Claimer:
             now = self.clock()  # the start time is the time of the write that succeeds
             return await self.store.acquire_runs(wanted, now, now + self.lease)
 
-        runs = await persist(acquire, what="acquire runs", stop=self.stop)
+        async def read_jobs() -> dict[ObjectId, JobView]:
+            missing = {run.job_id for run in wanted} - (known or {}).keys()
+            if not missing:
+                return {}
+            return await self.store.jobs_by_id(missing)
+
+        # The jobs are read alongside the acquisition (one round trip for both): deciding on
+        # a read made a moment before the acquire is safe, because the start write below is
+        # conditioned on the version read.
+        runs, jobs = await asyncio.gather(
+            persist(acquire, what="acquire runs", stop=self.stop),
+            persist(read_jobs, what="read jobs", stop=self.stop),
+        )
         conflicts = len(wanted) - len(runs)
         if not runs:
             return ClaimPass(more=more, conflicts=conflicts)
-        jobs = dict(known or {})
-        missing = {run.job_id for run in runs} - jobs.keys()
-        if missing:
-            jobs |= await persist(
-                lambda: self.store.jobs_by_id(missing), what="read jobs", stop=self.stop
-            )
-        claimed = await self._start(runs, jobs)
+        claimed = await self._start(runs, {**(known or {}), **jobs})
         claimed = await self._still_ours(claimed, began)
         return ClaimPass(claimed=claimed, more=more, conflicts=conflicts)
 

@@ -157,18 +157,19 @@ class Worker:
         Runs this pass queued are claimed at once (their jobs were just read); other
         pending runs (run-now, retries, slots queued by other workers) come from the queue.
         """
-        fresh: Sequence[RunView] = ()
-        known: dict[ObjectId, JobView] = {}
-        more = False
         jobs = self.timetable.jobs
-        if jobs.due(utc_now()):
-            enqueued = await self.scheduler.enqueue_due()
-            fresh, known, more = enqueued.fresh, enqueued.jobs, enqueued.more
-            if not more:
-                await self._lookup("jobs", jobs, self.store.earliest_job_time, None)
-        elif self._stale("jobs", jobs):
-            await self._lookup("jobs", jobs, self.store.earliest_job_time, jobs.at)
-        return await self._claim_round(fresh, known) or more
+        if not jobs.due(utc_now()):
+            if self._stale("jobs", jobs):
+                await self._lookup("jobs", jobs, self.store.earliest_job_time, jobs.at)
+            return await self._claim_round((), {})
+        enqueued = await self.scheduler.enqueue_due()
+        # The advances go out together with the claim of what was just queued.
+        _, busy = await asyncio.gather(
+            self.scheduler.advance(enqueued), self._claim_round(enqueued.fresh, enqueued.jobs)
+        )
+        if not enqueued.more:
+            await self._lookup("jobs", jobs, self.store.earliest_job_time, None)
+        return busy or enqueued.more
 
     async def _claim_round(self, fresh: Sequence[RunView], known: dict[ObjectId, JobView]) -> bool:
         pending = self.timetable.pending

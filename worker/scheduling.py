@@ -46,6 +46,8 @@ class Enqueued:
     fresh: list[RunView] = field(default_factory=list)
     jobs: dict[ObjectId, JobView] = field(default_factory=dict)
     more: bool = False
+    # The `nextRunAt` advances, written by `advance()` once the slots are recorded.
+    advances: list[Advance] = field(default_factory=list)
 
 
 class Scheduler:
@@ -65,7 +67,12 @@ class Scheduler:
         self.threshold = timedelta(seconds=settings.misfire_threshold_seconds)
 
     async def enqueue_due(self) -> Enqueued:
-        """One batch of due jobs: one read, one `insert_many`, one `bulk_write` of advances."""
+        """One batch of due jobs: one read, one `insert_many`; then call `advance()`.
+
+        The advances are written after the records (a worker that dies in between leaves jobs
+        that are simply due again, never a slot advanced past without its record), and may go
+        out together with the claim of the fresh runs.
+        """
         now = self.clock()
         batch = self.settings.claim_batch_size
         jobs = await self.store.due_jobs(now, batch)
@@ -93,12 +100,16 @@ class Scheduler:
         duplicates = await persist(
             lambda: self.store.insert_runs(documents), what="queue slots", stop=self.stop
         )
-        await persist(
-            lambda: self.store.advance_jobs(advances), what="advance jobs", stop=self.stop
-        )
         fresh = [parse_run(documents[index]) for index, _ in queued if index not in duplicates]
-        return Enqueued(
-            fresh=fresh, jobs={job.id: job for _, job in queued}, more=len(jobs) >= batch
+        jobs_read = {job.id: job for _, job in queued}
+        return Enqueued(fresh=fresh, jobs=jobs_read, more=len(jobs) >= batch, advances=advances)
+
+    async def advance(self, enqueued: Enqueued) -> None:
+        """Move the batch's jobs past the recorded slots (one `bulk_write`, `$max`)."""
+        await persist(
+            lambda: self.store.advance_jobs(enqueued.advances),
+            what="advance jobs",
+            stop=self.stop,
         )
 
     async def _park(self, job: JobView, message: str) -> None:
