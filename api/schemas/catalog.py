@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from api.schemas.common import RequestModel, ResponseModel
-from api.schemas.jobs import Cron, Every, Timezone
+from api.schemas.jobs import CRON_DESCRIPTION, EVERY_DESCRIPTION, Cron, Every, Timezone
 
 PREVIEW_MAX_COUNT = 100
 
@@ -31,8 +31,8 @@ class JobTypeList(ResponseModel):
 class PreviewIn(RequestModel):
     """A schedule to preview before saving it: exactly one of `cron` and `every`."""
 
-    cron: Cron | None = None
-    every: Every | None = None
+    cron: Cron | None = Field(None, description=CRON_DESCRIPTION, examples=["0 8 * * *"])
+    every: Every | None = Field(None, description=EVERY_DESCRIPTION, examples=["PT90M"])
     anchor_at: datetime | None = Field(
         None,
         description="`every` only: the grid's origin (default: now, as if the job were "

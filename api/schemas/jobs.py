@@ -65,14 +65,23 @@ JobType = Annotated[
         examples=["sendEmail"],
     ),
 ]
+CRON_DESCRIPTION = (
+    "Wall-clock schedule: 5 fields (minute hour day month weekday) or 6 with leading seconds "
+    "(admins only below the minimum interval), evaluated in `timezone`. Set exactly one of "
+    "`cron` and `every`."
+)
+EVERY_DESCRIPTION = (
+    "Interval schedule: an ISO 8601 duration in weeks, days, hours, minutes (`PT90M`, `PT36H`, "
+    "`P1D` = 24 h, `P1W`; at most 366 days; seconds such as `PT30S` only for admins; months "
+    "and years are refused). Slots are elapsed time, `anchorAt` + k x `every` in UTC, not moved "
+    "by DST. Set exactly one of `cron` and `every`."
+)
 Cron = Annotated[
     str,
     Field(
         min_length=1,
         max_length=CRON_MAX_LENGTH,
-        description="Wall-clock schedule: 5 fields (minute hour day month weekday) or 6 with "
-        "leading seconds (admins only below the minimum interval). Set exactly one of `cron` "
-        "and `every`.",
+        description=CRON_DESCRIPTION,
         examples=["0 8 * * 1-5"],
     ),
 ]
@@ -81,10 +90,7 @@ Every = Annotated[
     Field(
         min_length=1,
         max_length=EVERY_MAX_LENGTH,
-        description="Interval schedule: an ISO 8601 duration in weeks, days, hours, minutes "
-        "(`PT90M`, `PT36H`, `P1D` = 24 h, `P1W`; seconds only for admins; months and years are "
-        "refused). Slots are elapsed time: `anchorAt` + k x `every` in UTC, unmoved by DST. Set "
-        "exactly one of `cron` and `every`.",
+        description=EVERY_DESCRIPTION,
         examples=["PT90M"],
     ),
 ]
@@ -119,8 +125,8 @@ class JobReplace(RequestModel):
 
     name: Name
     type: JobType
-    cron: Cron | None = None
-    every: Every | None = None
+    cron: Cron | None = Field(None, description=CRON_DESCRIPTION, examples=["0 8 * * 1-5"])
+    every: Every | None = Field(None, description=EVERY_DESCRIPTION, examples=["PT90M"])
     timezone: Timezone = "UTC"
     payload: Payload = Field(default_factory=dict)
     enabled: bool = True
@@ -144,9 +150,15 @@ class JobPatch(RequestModel):
 
     name: Name | None = None
     type: JobType | None = None
-    cron: Cron | None = Field(None, description="Switches the job to this cron (clears `every`).")
+    cron: Cron | None = Field(
+        None,
+        description="Switches the job to this cron (clears `every`).",
+        examples=["0 8 * * 1-5"],
+    )
     every: Every | None = Field(
-        None, description="Switches the job to this interval (clears `cron`); moves `anchorAt`."
+        None,
+        description="Switches the job to this interval (clears `cron`); moves `anchorAt` to now.",
+        examples=["PT90M"],
     )
     timezone: Timezone | None = None
     payload: Payload | None = None
@@ -184,7 +196,9 @@ class JobOut(ResponseModel):
     owner_id: str
     name: str
     type: str
-    cron: str | None = Field(description="The cron, or null for an interval job.")
+    cron: str | None = Field(
+        description="The cron, or null for an interval job.", examples=["0 8 * * 1-5"]
+    )
     every: str | None = Field(
         description="The interval (ISO 8601 duration), or null for a cron job.",
         examples=["PT90M"],
