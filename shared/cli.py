@@ -23,7 +23,17 @@ from shared.tokens import TokenError, mint_token
 
 PROG = "cronjobs"
 LIST_LIMIT_MAX = 1000
-JOB_COLUMNS = ("_id", "ownerId", "name", "type", "cron", "timezone", "status", "nextRunAt")
+JOB_COLUMNS = (
+    "_id",
+    "ownerId",
+    "name",
+    "type",
+    "cron",
+    "every",
+    "timezone",
+    "status",
+    "nextRunAt",
+)
 # The scheduling options' stored names (JobDocument puts them first; `jobs show` last).
 OPTION_FIELDS = tuple(field.alias or name for name, field in JobOptions.model_fields.items())
 WORKER_COLUMNS = ("name", "host", "pid", "version", "mode", "lastSeenAt", "runsInFlight", "state")
@@ -97,7 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text, handler in (
         ("show", "show one job", _jobs_show),
         ("pause", "disable a job (it keeps its definition)", _jobs_pause),
-        ("resume", "enable a job; its next run is computed from now", _jobs_resume),
+        (
+            "resume",
+            "enable a job: a cron continues from now; an interval continues on its grid "
+            "(the slots it skipped while paused are recorded missed)",
+            _jobs_resume,
+        ),
         ("run-now", "queue a manual run (the schedule does not move)", _jobs_run_now),
     ):
         _leaf(jobs, name, help_text, common, handler).add_argument("id", help="job id")
