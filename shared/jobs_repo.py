@@ -357,9 +357,11 @@ async def _record_paused_slots(
     """
     if before.enabled or after.every is None or before.paused_at is None:
         return
+    # An `every` edited while paused starts its grid at the edit: its anchor never fired.
+    since = max(before.paused_at, after.anchor_at or before.paused_at)
     try:
         schedule = stored_schedule(after)
-        first = schedule.next_after(before.paused_at)
+        first = schedule.next_after(since)
     except ValueError:
         return
     outcome = (RunStatus.MISSED, RunReason.PAUSED_GAP)

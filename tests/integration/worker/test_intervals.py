@@ -153,3 +153,23 @@ async def test_editing_every_moves_the_anchor_and_records_the_due_slots(
         db, job.id, lambda current: _edit(current, every="PT90M", cron=None), now=SLOT
     )
     assert (back.anchor_at, back.next_run_at) == (SLOT, SLOT + timedelta(minutes=90))
+
+
+async def test_every_edited_while_paused_records_only_the_new_grid_on_resume(
+    db: Database, settings: Settings
+) -> None:
+    job = await create_job(db, every="PT1H", now=T0)
+    await jobs_repo.set_enabled(db, job.id, enabled=False, now=T0 + timedelta(minutes=30))
+    edited_at = T0 + timedelta(hours=2)
+    await jobs_repo.update_job(
+        db, job.id, lambda current: _edit(current, every="PT2H"), now=edited_at
+    )
+    resumed = await jobs_repo.set_enabled(
+        db, job.id, enabled=True, now=edited_at + timedelta(hours=4, minutes=1)
+    )
+    assert resumed.anchor_at == edited_at
+    assert resumed.next_run_at == edited_at + timedelta(hours=6)
+    missed = [
+        (edited_at + timedelta(hours=k), "missed", RunReason.PAUSED_GAP.value) for k in (2, 4)
+    ]
+    assert statuses(await runs_of(db, job.id)) == missed
