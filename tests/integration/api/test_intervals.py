@@ -182,3 +182,20 @@ async def test_the_openapi_document_describes_every(api: Api) -> None:
     assert "PT90M" in str(create["properties"]["every"])
     job_out = next(schema for name, schema in schemas.items() if name.startswith("JobOut"))
     assert {"every", "anchorAt", "cron"} <= set(job_out["properties"])
+
+
+@pytest.mark.parametrize(
+    "anchor",
+    [
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-05:00",
+        "9999-12-31T23:30:00Z",
+        "1969-12-31T23:59:59Z",
+        "2026-11-23T07:00:00",  # no offset
+    ],
+)
+async def test_preview_refuses_anchors_out_of_range(api: Api, anchor: str) -> None:
+    response = await api.request(
+        "POST", "/preview", json={"every": "PT1H", "anchorAt": anchor, "timezone": "Asia/Tokyo"}
+    )
+    assert set(field_errors(response)) == {"anchorAt"}, response.text
