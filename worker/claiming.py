@@ -26,7 +26,7 @@ from shared.model import MisfirePolicy, RunStatus, RunTrigger
 from shared.runs import RunReason, utc_now
 from shared.settings import Settings
 from worker.backoff import persist
-from worker.scheduling import is_slot_of
+from worker.scheduling import is_slot_of, next_slot
 from worker.store import JobView, Release, RunView, Start, WorkerStore
 
 # A retry meeting a run in progress (overlap `skip`) waits at least this long before its next try.
@@ -83,15 +83,21 @@ def judge(run: RunView, job: JobView | None, now: datetime, *, busy: bool) -> Ju
     """The one decision about starting `run`, on its job as read (`busy`: a run is active).
 
     Deleted job: skipped. Paused: skipped (a run-now of a paused job still runs). A queued
-    slot the schedule no longer has: skipped ("rescheduled"). Past its start deadline:
+    slot the schedule no longer has: skipped ("rescheduled"); one the schedule stage has
+    queued a later slot after: missed ("a later slot was already due"). Past its start deadline:
     missed. Overlap `skip` with a run in progress: a retry waits, anything else is skipped.
     """
     if job is None:
         return Judgement(Verdict.SKIP, RunReason.JOB_DELETED)
     if run.trigger is not RunTrigger.MANUAL and not job.enabled:
         return Judgement(Verdict.SKIP, RunReason.PAUSED)
-    if run.trigger is RunTrigger.SCHEDULE and not is_slot_of(job, run.scheduled_for):
-        return Judgement(Verdict.SKIP, RunReason.RESCHEDULED)
+    if run.trigger is RunTrigger.SCHEDULE:
+        if not is_slot_of(job, run.scheduled_for):
+            return Judgement(Verdict.SKIP, RunReason.RESCHEDULED)
+        if job.next_run_at is not None and next_slot(job, run.scheduled_for) < job.next_run_at:
+            # The schedule stage has queued a later slot since: only the latest one runs (when
+            # claims fall behind, each job keeps one runnable slot, never a catch-up storm).
+            return Judgement(Verdict.MISS, RunReason.SUPERSEDED)
     if run.start_deadline is not None and now > run.start_deadline:
         skip = job.options.misfire_policy is MisfirePolicy.SKIP
         return Judgement(Verdict.MISS, RunReason.MISFIRE_SKIP if skip else RunReason.MISFIRE_GRACE)

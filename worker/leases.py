@@ -12,6 +12,7 @@ import structlog
 from bson import ObjectId
 
 from shared import __version__
+from shared.runs import utc_now
 from shared.settings import Settings
 from worker.outcomes import Finisher
 from worker.store import WorkerStore
@@ -87,7 +88,8 @@ class Leases:
                 "pid": os.getpid(),
                 "version": __version__,
                 "startedAt": self.state.started_at,
-                "lastSeenAt": now,
+                # Written when the beat goes out, not when it began (a slow renewal before it).
+                "lastSeenAt": utc_now(),
                 "runsInFlight": self.state.runs_in_flight,
                 "mode": self.state.mode,
                 **extra,

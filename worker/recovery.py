@@ -16,8 +16,8 @@ from worker.outcomes import Finisher, conclude
 from worker.store import JobView, RunView, WorkerStore
 
 REAP_BATCH: Final = 100
-# A worker whose heartbeat is this many beats overdue is dead: its runs are reaped at once,
-# without waiting for their leases to expire.
+# A worker whose heartbeat is this many beats overdue (and at least half a lease) is dead: its
+# runs are reaped at once, without waiting for their leases to expire.
 DEAD_AFTER_BEATS: Final = 3
 
 log = structlog.get_logger("worker.recovery")
@@ -32,13 +32,14 @@ class Recovery:
         self.finisher = finisher
         self.beat = timedelta(seconds=settings.heartbeat_seconds)
         self.lease = timedelta(seconds=settings.lease_seconds)
+        self.dead_after = max(self.beat * DEAD_AFTER_BEATS, self.lease / 2)
 
     async def reap(self, now: datetime) -> None:
         """Record runs of dead workers, or with an expired lease, `abandoned`; queue retries.
 
         Abandoned runs retry at once (their handler did not fail; their worker stopped).
         """
-        silent_since = now - self.beat * DEAD_AFTER_BEATS
+        silent_since = now - self.dead_after
         dead = await self.store.silent_workers(silent_since, now - 2 * self.lease - self.beat)
         runs = await self.store.reapable_runs(now, dead, REAP_BATCH)
         if not runs:

@@ -163,6 +163,8 @@ class Worker:
                 await self._lookup("jobs", jobs, self.store.earliest_job_time, jobs.at)
             return await self._claim_round((), {})
         enqueued = await self.scheduler.enqueue_due()
+        if enqueued.others_queued:
+            self._pending_now = True  # slots another worker queued: look at the queue too
         # The advances go out together with the claim of what was just queued.
         _, busy = await asyncio.gather(
             self.scheduler.advance(enqueued), self._claim_round(enqueued.fresh, enqueued.jobs)
@@ -179,11 +181,13 @@ class Worker:
             if capacity <= 0:
                 self._pending_now = True
                 return False  # a finishing handler wakes the loop
+            # A pass of fresh runs does not read the queue: if it holds runs too, look next tick.
+            queue_waits = bool(fresh) and self._pending_now
             passed = await self.claimer.claim(capacity, fresh, known)
             self.claim_conflicts += passed.conflicts
             self._start(passed.claimed)
-            self._pending_now = passed.more
-            if passed.more:
+            self._pending_now = passed.more or queue_waits
+            if self._pending_now:
                 return True
             await self._lookup("pending", pending, self.store.earliest_pending_time, None)
         elif self._stale("pending", pending):
@@ -273,6 +277,8 @@ class Worker:
                     backoff.failed(error, step=step.__name__)
             if not failed:
                 backoff.succeeded()
+            # Queued slots are not followed by the change stream: look at the queue every beat.
+            self.timetable.pending.unknown()
             await asyncio.sleep(self.settings.heartbeat_seconds)
 
     def _fall_back_to_polling(self, error: StreamsUnavailable) -> None:

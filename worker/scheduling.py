@@ -48,6 +48,8 @@ class Enqueued:
     more: bool = False
     # The `nextRunAt` advances, written by `advance()` once the slots are recorded.
     advances: list[Advance] = field(default_factory=list)
+    # Some slots were queued by another worker first: the queue holds runs to claim.
+    others_queued: bool = False
 
 
 class Scheduler:
@@ -79,14 +81,17 @@ class Scheduler:
         documents: list[Document] = []
         queued: list[tuple[int, JobView]] = []
         advances: list[Advance] = []
+        memo: dict[tuple[ScheduleKey, datetime], DueSlots] = {}
         for job in jobs:
+            key = (schedule_key(job), job.next_run_at or now)
             try:
-                slots = due_slots(
+                slots = memo.get(key) or due_slots(
                     job_schedule(job),
                     job.next_run_at or now,
                     now,
                     self.settings.max_missed_records,
                 )
+                memo[key] = slots
             except ValueError as error:  # ScheduleError, or a schedule that never fires again
                 await self._park(job, getattr(error, "message", str(error)))
                 continue
@@ -102,7 +107,13 @@ class Scheduler:
         )
         fresh = [parse_run(documents[index]) for index, _ in queued if index not in duplicates]
         jobs_read = {job.id: job for _, job in queued}
-        return Enqueued(fresh=fresh, jobs=jobs_read, more=len(jobs) >= batch, advances=advances)
+        return Enqueued(
+            fresh=fresh,
+            jobs=jobs_read,
+            more=len(jobs) >= batch,
+            advances=advances,
+            others_queued=len(fresh) < len(queued),
+        )
 
     async def advance(self, enqueued: Enqueued) -> None:
         """Move the batch's jobs past the recorded slots (one `bulk_write`, `$max`)."""
@@ -164,9 +175,24 @@ def schedule_for(
     return schedule_of(cron=cron, every=every, anchor_at=anchor_at, timezone=timezone)
 
 
+# What identifies a job's schedule: (cron, timezone, every, anchorAt).
+ScheduleKey = tuple[str | None, str, str | None, datetime | None]
+
+
+def schedule_key(job: JobView) -> ScheduleKey:
+    """The fields a job's schedule is built from."""
+    return (job.cron, job.timezone, job.every, job.anchor_at)
+
+
 def job_schedule(job: JobView) -> SlotSchedule:
     """The schedule of a job as read: its cron, or its interval on its anchor."""
-    return schedule_for(job.cron, job.timezone, job.every, job.anchor_at)
+    return schedule_for(*schedule_key(job))
+
+
+@lru_cache(maxsize=65_536)
+def _next_after(key: ScheduleKey, instant: datetime) -> datetime:
+    """The first fire time after `instant` (cached: a herd asks the same question many times)."""
+    return schedule_for(*key).next_after(instant)
 
 
 def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> datetime:
@@ -176,7 +202,7 @@ def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> dateti
     at that slot, at least 1 s, at most CRON_MISFIRE_THRESHOLD_SECONDS. Later, it is a misfire:
     `skip` never runs it; `runOnce` still runs it within `misfireGraceSeconds`.
     """
-    interval = job_schedule(job).next_after(slot) - slot
+    interval = _next_after(schedule_key(job), slot) - slot
     tolerance = min(threshold, max(_SECOND, interval * ON_TIME_SHARE))
     if job.options.misfire_policy is MisfirePolicy.SKIP:
         return slot + tolerance
@@ -186,9 +212,14 @@ def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> dateti
 def is_slot_of(job: JobView, slot: datetime) -> bool:
     """Whether `slot` is a fire time of the job's current schedule (False if unusable)."""
     try:
-        return job_schedule(job).next_after(slot - _SECOND) == slot
+        return _next_after(schedule_key(job), slot - _SECOND) == slot
     except ValueError:
         return False
+
+
+def next_slot(job: JobView, slot: datetime) -> datetime:
+    """The job's first slot after `slot` (its schedule is known to be usable)."""
+    return _next_after(schedule_key(job), slot)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.errors import OperationFailure, PyMongoError
 
 from shared.db import JOBS, RUNS, Document
-from shared.model import RunStatus
+from shared.model import RunStatus, RunTrigger
 from shared.runs import utc_now
 from worker.backoff import Backoff, Stopped, brief, persist
 from worker.store import WorkerStore
@@ -34,12 +34,20 @@ BATCH_PACE_SECONDS: Final = 0.1
 
 log = structlog.get_logger("worker.streams")
 
-# Only what can wake the worker: pending runs (run-now, retries), and stream-level events.
+# Only what can wake the worker: run-now requests and retries, and stream-level events. Slots
+# queued by the schedule stage are not followed: the worker that queued them claims them at
+# once, the others meet them as duplicates in their own schedule pass (and then look at the
+# queue), and every heartbeat looks at the queue in any case (a worker that died between
+# queueing and claiming).
 RUNS_PIPELINE: Final[list[Document]] = [
     {
         "$match": {
             "$or": [
-                {"operationType": "insert", "fullDocument.status": RunStatus.PENDING.value},
+                {
+                    "operationType": "insert",
+                    "fullDocument.status": RunStatus.PENDING.value,
+                    "fullDocument.trigger": {"$ne": RunTrigger.SCHEDULE.value},
+                },
                 {"operationType": {"$in": ["drop", "rename", "dropDatabase", "invalidate"]}},
             ]
         }

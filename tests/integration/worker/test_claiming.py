@@ -127,6 +127,8 @@ async def test_a_run_claimed_after_its_start_deadline_is_missed(
     db: Database, settings: Settings
 ) -> None:
     job = await create_job(db, "0 * * * *", misfirePolicy="skip")
+    # The schedule stage has queued SLOT and moved the job on to the next slot.
+    await db[JOBS].update_one({"_id": job.id}, {"$set": {"nextRunAt": SLOT + timedelta(hours=1)}})
     late = run_records.scheduled_run(job, SLOT, now=SLOT, start_deadline=SLOT)
     await db[RUNS].insert_one(late)
     result = await claimer(WorkerStore(db, "w1"), settings).claim(10)

@@ -19,7 +19,7 @@ from tests.integration.worker.test_store import started
 from worker.claiming import Claimed
 from worker.leases import Leases, RunBook, WorkerState
 from worker.outcomes import Finisher
-from worker.recovery import DEAD_AFTER_BEATS, Recovery
+from worker.recovery import Recovery
 from worker.store import RunView, WorkerStore
 
 
@@ -208,7 +208,7 @@ async def test_runs_of_a_worker_that_stopped_beating_are_reaped_before_their_lea
     assert run is not None
     assert run["leaseExpiresAt"] > utc_now() + timedelta(seconds=20)  # far from expiring
     beat = heartbeat(WorkerStore(db, "rescuer"), settings, [], set())
-    silent = beat.recovery.beat * (DEAD_AFTER_BEATS + 1)
+    silent = beat.recovery.dead_after + timedelta(seconds=1)
     await db[WORKERS].insert_one({"_id": "doomed", "name": "doomed", "lastSeenAt": utc_now()})
     await beat.reap(utc_now())
     assert (await runs_of(db, item.job_id))[0]["status"] == "running"  # still beating: alive

@@ -148,6 +148,11 @@ def test_a_run_is_judged_in_one_place() -> None:
         RunReason.RESCHEDULED
     )
     assert judge(late, skip, now, busy=False).reason is RunReason.MISFIRE_GRACE
+    # Not started before the schedule stage queued a later slot: only the latest slot runs.
+    moved_on = job(enabled=True, nextRunAt=slot + timedelta(hours=2))
+    assert judge(on_time, moved_on, now, busy=False).reason is RunReason.SUPERSEDED
+    next_queued = job(enabled=True, nextRunAt=slot + timedelta(hours=1))
+    assert judge(on_time, next_queued, now, busy=False).verdict is Verdict.START
     assert judge(on_time, skip, now, busy=True).reason is RunReason.OVERLAP
     assert judge(retry, skip, now, busy=True).verdict is Verdict.DEFER
     assert judge(on_time, allow, now, busy=True).verdict is Verdict.START
