@@ -173,3 +173,16 @@ async def test_every_edited_while_paused_records_only_the_new_grid_on_resume(
         (edited_at + timedelta(hours=k), "missed", RunReason.PAUSED_GAP.value) for k in (2, 4)
     ]
     assert statuses(await runs_of(db, job.id)) == missed
+
+
+async def test_interval_jobs_of_one_batch_keep_their_own_grids(
+    db: Database, settings: Settings
+) -> None:
+    # Same `every` and the same `nextRunAt`, different anchors: each is planned on its own grid.
+    grace = {"misfireGraceSeconds": 3600}
+    first = await create_job(db, every="PT1H", now=T0, **grace)
+    other = await create_job(db, every="PT1H", now=T0 + timedelta(minutes=20), **grace)
+    await db["cron_jobs"].update_many({}, {"$set": {"nextRunAt": T0 + timedelta(hours=1)}})
+    started = await node(db, settings, "w1").started()
+    slots = {claimed.run.job_id: claimed.run.scheduled_for for claimed in started}
+    assert slots == {first.id: SLOT, other.id: SLOT - timedelta(minutes=40)}
