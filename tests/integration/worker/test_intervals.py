@@ -179,9 +179,10 @@ async def test_interval_jobs_of_one_batch_keep_their_own_grids(
     db: Database, settings: Settings
 ) -> None:
     # Same `every` and the same `nextRunAt`, different anchors: each is planned on its own grid.
-    grace = {"misfireGraceSeconds": 3600}
-    first = await create_job(db, every="PT1H", now=T0, **grace)
-    other = await create_job(db, every="PT1H", now=T0 + timedelta(minutes=20), **grace)
+    first = await create_job(db, every="PT1H", now=T0, misfireGraceSeconds=3600)
+    other = await create_job(
+        db, every="PT1H", now=T0 + timedelta(minutes=20), misfireGraceSeconds=3600
+    )
     await db["cron_jobs"].update_many({}, {"$set": {"nextRunAt": T0 + timedelta(hours=1)}})
     started = await node(db, settings, "w1").started()
     slots = {claimed.run.job_id: claimed.run.scheduled_for for claimed in started}
