@@ -199,3 +199,17 @@ async def test_preview_refuses_anchors_out_of_range(api: Api, anchor: str) -> No
         "POST", "/preview", json={"every": "PT1H", "anchorAt": anchor, "timezone": "Asia/Tokyo"}
     )
     assert set(field_errors(response)) == {"anchorAt"}, response.text
+
+
+async def test_run_now_and_pause_resume_of_an_interval_job_keep_its_grid(api: Api) -> None:
+    job = await api.create(interval_job())
+    path = f"/jobs/{job['id']}"
+    queued = await api.request("POST", f"{path}/run-now")
+    assert queued.status_code == 202, queued.text
+    paused = await api.request("PATCH", path, json={"enabled": False})
+    assert (paused.json()["status"], paused.json()["nextRunAt"]) == ("paused", None)
+    resumed = await api.request("PATCH", path, json={"enabled": True})
+    body = resumed.json()
+    assert (body["anchorAt"], body["nextRunAt"]) == (job["anchorAt"], job["nextRunAt"])
+    runs = await api.request("GET", f"{path}/runs")
+    assert [run["trigger"] for run in runs.json()["items"]] == ["manual"]
