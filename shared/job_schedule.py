@@ -14,7 +14,13 @@ from typing import Final, Protocol
 from shared.interval import IntervalSchedule
 from shared.schedule import Schedule, ScheduleError, parse_timezone
 
-__all__ = ["SCHEDULE_KINDS", "MissingScheduleError", "SlotSchedule", "schedule_of"]
+__all__ = [
+    "SCHEDULE_KINDS",
+    "MissingScheduleError",
+    "SlotSchedule",
+    "exactly_one_kind",
+    "schedule_of",
+]
 
 # The fields naming a schedule kind; a job sets exactly one of them.
 SCHEDULE_KINDS: Final = ("cron", "every")
@@ -54,19 +60,18 @@ class MissingScheduleError(ScheduleError):
 
 
 def exactly_one_kind(given: dict[str, object]) -> str:
-    """The one schedule kind set in `given` (kind -> value or None); MissingScheduleError else."""
+    """The one schedule kind set in `given` (kind -> value or None); MissingScheduleError else.
+
+    None set: the error names the first kind (`cron`); several: the last one set.
+    """
     present = [kind for kind in SCHEDULE_KINDS if given.get(kind) is not None]
     if len(present) == 1:
         return present[0]
-    names = " or ".join(f"`{kind}`" for kind in SCHEDULE_KINDS)
     if not present:
-        return _raise(f"a job needs a schedule: set {names}", SCHEDULE_KINDS[0])
+        names = " or ".join(f"`{kind}`" for kind in SCHEDULE_KINDS)
+        raise MissingScheduleError(f"a job needs a schedule: set {names}", SCHEDULE_KINDS[0])
     others = ", ".join(f"`{kind}`" for kind in present)
-    return _raise(f"set only one of {others}", present[-1])
-
-
-def _raise(message: str, field: str) -> str:
-    raise MissingScheduleError(message, field)
+    raise MissingScheduleError(f"set only one of {others}", present[-1])
 
 
 def schedule_of(
