@@ -7,6 +7,8 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.interval import IntervalSchedule, InvalidIntervalError, anchor_of, parse_every
 from shared.job_schedule import MissingScheduleError, exactly_one_kind, schedule_of
@@ -159,3 +161,24 @@ def test_schedule_of_builds_either_kind() -> None:
         schedule_of(cron=None, every="PT36H", anchor_at=None)
     with pytest.raises(InvalidIntervalError):
         schedule_of(cron=None, every="P1M", anchor_at=ANCHOR)
+
+
+@given(
+    seconds=st.integers(min_value=1, max_value=366 * 86_400),
+    offset=st.integers(min_value=-(10**9), max_value=10**9),
+    micros=st.integers(min_value=0, max_value=999_999),
+)
+@settings(max_examples=300, deadline=None)
+def test_next_after_is_the_first_grid_slot_strictly_later(
+    seconds: int, offset: int, micros: int
+) -> None:
+    schedule = IntervalSchedule(f"PT{seconds}S", ANCHOR, timedelta(seconds=seconds))
+    moment = ANCHOR + timedelta(seconds=offset, microseconds=micros)
+    slot = schedule.next_after(moment)
+    assert slot > moment
+    assert (slot - ANCHOR) % schedule.length == timedelta(0)
+    assert slot >= ANCHOR
+    assert slot == ANCHOR or slot - schedule.length <= moment
+    window = schedule.slots_between(moment, slot + 2 * schedule.length, 10)
+    assert window[-2:] == [slot + schedule.length, slot + 2 * schedule.length]
+    assert window[0] in (slot, slot - schedule.length)  # the slot at `moment` itself counts
