@@ -28,13 +28,14 @@ def error_summary(error: BaseException, *, with_class: bool = True) -> str:
     """One line for a run's `error` or a log line: the first line, without tracebacks.
 
     PyMongo's topology description (", Timeout: ...") is cut off; the class name is prefixed
-    unless `with_class` is False (a handler's own HandlerError message stands alone).
+    unless `with_class` is False (a handler's own HandlerError message stands alone), and
+    stands alone for an error without a message.
     """
     lines = str(error).strip().splitlines()
     text = lines[0].split(", Timeout: ")[0] if lines else ""
-    if with_class:
-        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    return (text or "failed")[:MAX_ERROR_CHARS]
+    if with_class and text:
+        text = f"{type(error).__name__}: {text}"
+    return (text or type(error).__name__)[:MAX_ERROR_CHARS]
 
 
 class RunReason(StrEnum):

@@ -29,7 +29,7 @@ log = structlog.get_logger("worker.db")
 
 def brief(error: BaseException) -> str:
     """An error for a log line: its first line, without PyMongo's topology description."""
-    return error_summary(error, with_class=not str(error).strip())
+    return error_summary(error, with_class=False)
 
 
 class Stopped(Exception):

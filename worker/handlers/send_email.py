@@ -11,6 +11,7 @@ import aiosmtplib
 
 from shared.job_types import email_templates
 from shared.job_types.send_email import SendEmailPayload
+from shared.runs import error_summary
 from shared.settings import Settings
 from worker.context import HandlerError, RunContext
 
@@ -26,9 +27,8 @@ async def handle(ctx: RunContext, payload: SendEmailPayload) -> dict[str, Any] |
     try:
         refused, _ = await aiosmtplib.send(message, **_smtp_options(settings))
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-        raise HandlerError(
-            f"SMTP {settings.smtp_host}:{settings.smtp_port}: {_one_line(error)}"
-        ) from None
+        reason = error_summary(error, with_class=False)
+        raise HandlerError(f"SMTP {settings.smtp_host}:{settings.smtp_port}: {reason}") from None
     accepted = len(payload.to) - len(refused)
     ctx.log.info("send_email.sent", message_id=message["Message-ID"], recipients=accepted)
     result: dict[str, Any] = {"messageId": message["Message-ID"], "recipients": accepted}
@@ -76,8 +76,3 @@ def _smtp_options(settings: Settings) -> dict[str, Any]:
         "start_tls": settings.smtp_security == "starttls",
         "timeout": settings.smtp_timeout_seconds,
     }
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

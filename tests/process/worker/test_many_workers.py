@@ -50,7 +50,8 @@ async def test_three_workers_run_every_slot_exactly_once(
 
     runs = await db[RUNS].find(window).to_list()
     pairs = Counter((run["jobId"], run["scheduledFor"]) for run in runs)
-    assert max(pairs.values()) == 1, "a (job, slot) was recorded twice"
+    twice = [run for run in runs if pairs[(run["jobId"], run["scheduledFor"])] > 1]
+    assert max(pairs.values()) == 1, f"a (job, slot) was recorded twice: {twice[:4]}"
     expected = {
         (job.id, start + timedelta(seconds=offset))
         for job in jobs
