@@ -76,10 +76,9 @@ def parse_every(text: str) -> timedelta:
     seconds = sum(int(amount) * _UNIT_SECONDS[unit] for unit, amount in amounts if amount)
     if seconds == 0:
         raise InvalidIntervalError("must be longer than zero")
-    length = timedelta(seconds=seconds)
-    if length > MAX_EVERY:
+    if seconds > MAX_EVERY.total_seconds():  # before timedelta, which overflows on huge numbers
         raise InvalidIntervalError(f"must be at most {MAX_EVERY.days} days")
-    return length
+    return timedelta(seconds=seconds)
 
 
 def anchor_of(moment: datetime) -> datetime:

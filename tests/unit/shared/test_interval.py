@@ -60,6 +60,8 @@ def test_durations_have_their_exact_length(text: str, length: timedelta) -> None
         ("P1H", "not an ISO 8601 duration"),
         ("", "ISO 8601 duration"),
         ("P367D", "at most 366 days"),
+        ("PT" + "9" * 37 + "H", "at most 366 days"),
+        ("P" + "9" * 38 + "W", "at most 366 days"),
         ("P" + "1" * 50 + "D", "too long"),
     ],
 )
