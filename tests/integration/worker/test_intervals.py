@@ -187,3 +187,16 @@ async def test_interval_jobs_of_one_batch_keep_their_own_grids(
     started = await node(db, settings, "w1").started()
     slots = {claimed.run.job_id: claimed.run.scheduled_for for claimed in started}
     assert slots == {first.id: SLOT, other.id: SLOT - timedelta(minutes=40)}
+
+
+async def test_a_stored_interval_without_its_anchor_is_parked(
+    db: Database, settings: Settings
+) -> None:
+    job = await create_job(db, every="PT1H", now=T0)
+    await db["cron_jobs"].update_one({"_id": job.id}, {"$set": {"anchorAt": None}})
+    assert await node(db, settings, "w1").started() == []
+    stored = await job_of(db, job.id)
+    assert stored is not None
+    assert (stored["nextRunAt"], stored["status"]) == (None, "failed")
+    assert stored["lastError"] == "invalid schedule: an interval needs its anchor"
+    assert await runs_of(db, job.id) == []
