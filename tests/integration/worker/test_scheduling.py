@@ -328,3 +328,26 @@ async def test_a_job_edited_over_and_over_never_starts_twice_nor_lists_a_queued_
     # Once the edits stop, the queued slot starts.
     [item] = (await node(db, settings, "w2").claimer.claim(5)).claimed
     assert item.run_id == run["_id"]
+
+
+async def test_an_edit_records_every_slot_that_was_due_and_not_yet_queued(
+    db: Database, settings: Settings
+) -> None:
+    """Chaos finding 1: a new schedule or a pause must not erase a backlog without a trace."""
+    moved = await create_job(db, "0 * * * * *")
+    paused = await create_job(db, "0 * * * * *")
+    backlog = [SLOT + timedelta(minutes=n) for n in range(5)]
+    for job in (moved, paused):
+        await make_due(db, job.id, backlog[0])  # no worker ran for five minutes
+    now = backlog[-1] + timedelta(seconds=30)
+    await jobs_repo.update_job(
+        db, moved.id, lambda job: jobs_repo.JobSpec.of(job).replace(cron="30 * * * * *"), now=now
+    )
+    await jobs_repo.set_enabled(db, paused.id, enabled=False, now=now)
+    for job, reason in ((moved, RunReason.RESCHEDULED), (paused, RunReason.PAUSED)):
+        runs = await runs_of(db, job.id)
+        assert [run["scheduledFor"] for run in runs] == backlog
+        assert {(run["status"], run["error"]) for run in runs} == {("skipped", reason.value)}
+    # A worker arriving afterwards finds nothing left to record or run for those slots.
+    assert await node(db, settings, "w1", clock=fixed(now)).started() == []
+    assert len(await runs_of(db, moved.id)) == len(backlog)
