@@ -13,6 +13,8 @@ from api.auth import Principal
 from api.errors import ApiError, field_error, invalid, plain_message
 from api.schemas.common import FieldError
 from api.schemas.jobs import JobReplace
+from shared.interval import IntervalSchedule, anchor_of
+from shared.job_schedule import SCHEDULE_KINDS, SlotSchedule, schedule_of
 from shared.job_types.limits import json_depth
 from shared.jobs_repo import JobSpec
 from shared.model import JobOptions, RetryPolicy
@@ -28,6 +30,7 @@ INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 # PATCH fields after which the payload is judged by the caller's rules, not the previous ones.
 PAYLOAD_RULE_FIELDS: Final = frozenset({"payload", "type"})
+SCHEDULE_KINDS_SET: Final = frozenset(SCHEDULE_KINDS)
 
 
 def spec_from_body(body: JobReplace, settings: Settings, *, by_admin: bool) -> JobSpec:
@@ -46,6 +49,7 @@ def spec_from_body(body: JobReplace, settings: Settings, *, by_admin: bool) -> J
         name=body.name,
         type=body.type,
         cron=body.cron,
+        every=body.every,
         timezone=body.timezone,
         payload=body.payload,
         enabled=body.enabled,
@@ -62,6 +66,10 @@ def merge_patch(spec: JobSpec, changes: dict[str, Any], *, by_admin: bool) -> Jo
     """
     option_names = set(JobOptions.model_fields)
     options = spec.options.model_dump()
+    sent_kinds = SCHEDULE_KINDS_SET & changes.keys()
+    if sent_kinds:
+        # Sending one schedule kind switches to it; sending two is refused by `validate`.
+        changes = {**dict.fromkeys(SCHEDULE_KINDS_SET - sent_kinds), **changes}
     for name, value in changes.items():
         if name in option_names:
             options[name] = value.model_dump() if name == "retry" else value
@@ -82,7 +90,9 @@ class JobValidator:
         """The normalised spec; ApiError 403 (admin-only type) or 422 naming every bad field."""
         errors: list[FieldError] = []
         type_known = self._check_type(spec.type, caller, errors)
-        schedule = self.check_schedule(spec.cron, spec.timezone, caller, errors, now)
+        schedule = self.check_schedule(
+            spec.cron, spec.timezone, caller, errors, now, every=spec.every
+        )
         if spec.options.timeout_seconds > self.settings.max_timeout_seconds:
             errors.append(
                 field_error(
@@ -97,7 +107,11 @@ class JobValidator:
         if errors:
             raise invalid(errors)
         assert schedule is not None  # no errors means the schedule parsed
-        return spec.replace(cron=schedule.cron, timezone=schedule.timezone)
+        zone = parse_timezone(spec.timezone).key
+        if isinstance(schedule, IntervalSchedule):
+            return spec.replace(every=schedule.every, timezone=zone)
+        assert isinstance(schedule, Schedule)
+        return spec.replace(cron=schedule.cron, timezone=zone)
 
     def _check_type(self, name: str, caller: Principal, errors: list[FieldError]) -> bool:
         if name not in self.registry:
@@ -111,43 +125,68 @@ class JobValidator:
 
     def check_schedule(
         self,
-        cron: str,
+        cron: str | None,
         timezone: str,
         caller: Principal,
         errors: list[FieldError],
         now: datetime | None = None,
-    ) -> Schedule | None:
-        """The parsed schedule, or None with the cron / timezone errors appended."""
+        *,
+        every: str | None = None,
+        anchor_at: datetime | None = None,
+    ) -> SlotSchedule | None:
+        """The parsed schedule (exactly one of `cron` / `every`), or None with the errors of
+        the schedule field and the time zone appended. `anchor_at`: an interval's grid origin
+        (default: now)."""
+        now = now or datetime.now(UTC)
         zone_known = True
         try:
             parse_timezone(timezone)
         except ScheduleError as error:
             errors.append(field_error("timezone", error.message))
             zone_known = False
-        try:  # with a bad zone, still report what is wrong with the cron itself
-            schedule = Schedule.parse(cron, timezone if zone_known else "UTC")
+        try:  # with a bad zone, still report what is wrong with the schedule itself
+            schedule = schedule_of(
+                cron=cron,
+                every=every,
+                anchor_at=anchor_of(anchor_at or now),
+                timezone=timezone if zone_known else "UTC",
+            )
         except ScheduleError as error:
             errors.append(field_error(error.field or "cron", error.message))
             return None
         if not zone_known:
             return None
-        minimum = self.settings.min_interval_seconds
-        # A 5-field cron cannot fire more often than once a minute: skip the computation then.
-        if caller.is_admin or (not schedule.has_seconds and minimum <= MINUTE_SECONDS):
-            return schedule
-        try:  # exact: the wall-clock pattern and every offset transition (shared/schedule_gaps)
-            shortest = shortest_gap(schedule, now or datetime.now(UTC))
-        except ValueError:  # fewer than two fire times left in the calendar
-            return schedule
-        if shortest.total_seconds() < minimum:
-            errors.append(
-                field_error(
-                    "cron",
-                    f"fires every {shortest.total_seconds():g} s at times; the minimum "
-                    f"interval between runs is {minimum} s",
-                )
-            )
+        kind = "every" if every is not None else "cron"
+        if not caller.is_admin:
+            errors.extend(self._below_minimum(schedule, kind, now))
         return schedule
+
+    def _below_minimum(self, schedule: SlotSchedule, kind: str, now: datetime) -> list[FieldError]:
+        """Non-admins: the minimum interval, and whole minutes for intervals."""
+        minimum = self.settings.min_interval_seconds
+        if kind == "every" and schedule.has_seconds:
+            message = "seconds are for admins: use a whole number of minutes (e.g. 'PT2M')"
+            return [field_error(kind, message)]
+        # A 5-field cron cannot fire more often than once a minute: skip the sampling then.
+        if not schedule.has_seconds and minimum <= MINUTE_SECONDS:
+            return []
+        try:  # cron: exact, the wall-clock pattern and every offset transition (schedule_gaps)
+            if isinstance(schedule, Schedule):
+                shortest = shortest_gap(schedule, now)
+            else:
+                shortest = schedule.min_interval(now)
+        except ValueError:  # fewer than two fire times left in the calendar
+            return []
+        if shortest.total_seconds() >= minimum:
+            return []
+        if kind == "every":
+            message = f"must be at least {minimum} s (the minimum interval between runs)"
+        else:
+            message = (
+                f"fires every {shortest.total_seconds():g} s at times; the minimum "
+                f"interval between runs is {minimum} s"
+            )
+        return [field_error(kind, message)]
 
     def _check_payload(self, spec: JobSpec, caller: Principal) -> list[FieldError]:
         context = PayloadContext(self.settings, caller.is_admin)

@@ -117,7 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("show", "show one job", cli_jobs.jobs_show),
         ("delete", "delete a job (queued runs are skipped; history kept)", cli_jobs.jobs_delete),
         ("pause", "disable a job (it keeps its definition)", cli_jobs.jobs_pause),
-        ("resume", "enable a job; its next run is computed from now", cli_jobs.jobs_resume),
+        (
+            "resume",
+            "enable a job: a cron continues from now; an interval continues on its grid "
+            "(the slots it skipped while paused are recorded missed)",
+            cli_jobs.jobs_resume,
+        ),
         ("run-now", "queue a manual run (the schedule does not move)", cli_jobs.jobs_run_now),
     ):
         _leaf(jobs, name, help_text, common, handler).add_argument("id", help="job id")

@@ -14,7 +14,17 @@ from shared.db import Database
 from shared.model import JobDocument, JobOptions, JobStatus, RunStatus, RunTrigger
 from shared.settings import Settings
 
-JOB_COLUMNS = ("_id", "ownerId", "name", "type", "cron", "timezone", "status", "nextRunAt")
+JOB_COLUMNS = (
+    "_id",
+    "ownerId",
+    "name",
+    "type",
+    "cron",
+    "every",
+    "timezone",
+    "status",
+    "nextRunAt",
+)
 # The scheduling options' stored names (JobDocument puts them first; `jobs show` last).
 OPTION_FIELDS = tuple(field.alias or name for name, field in JobOptions.model_fields.items())
 RUN_COLUMNS = (

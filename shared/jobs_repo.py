@@ -14,6 +14,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared import quota
 from shared.db import JOBS, REPORTS, RUNS, Database, Document
+from shared.interval import anchor_of
+from shared.job_schedule import SlotSchedule, schedule_of
 from shared.model import (
     JobDocument,
     JobOptions,
@@ -24,10 +26,11 @@ from shared.model import (
     RunTrigger,
 )
 from shared.runs import RunReason, manual_run, slot_record, utc_now
-from shared.schedule import Schedule
 
 # Fields whose change moves the schedule: `nextRunAt` is recomputed in the same write.
-SCHEDULE_FIELDS: Final = frozenset({"cron", "timezone", "enabled"})
+SCHEDULE_FIELDS: Final = frozenset({"cron", "every", "timezone", "enabled"})
+# Fields whose change moves an interval's grid: `anchorAt` becomes the edit time.
+ANCHOR_FIELDS: Final = frozenset({"cron", "every"})
 # Optimistic read-modify-write rounds before giving up under write contention.
 WRITE_ATTEMPTS: Final = 5
 DELETED_JOB_ERROR: Final = RunReason.JOB_DELETED.value
@@ -100,12 +103,14 @@ class JobSpec:
 
     name: str
     type: str
-    cron: str
+    cron: str | None
     timezone: str
     payload: dict[str, Any]
     enabled: bool
     options: JobOptions
     payload_by_admin: bool = False
+    # The interval schedule kind (exactly one of `cron` / `every` is set).
+    every: str | None = None
 
     @classmethod
     def of(cls, job: JobDocument) -> JobSpec:
@@ -119,6 +124,7 @@ class JobSpec:
             enabled=job.enabled,
             options=job.options(),
             payload_by_admin=job.payload_by_admin,
+            every=job.every,
         )
 
     def replace(self, **changes: Any) -> JobSpec:
@@ -131,6 +137,7 @@ class JobSpec:
             "name": self.name,
             "type": self.type,
             "cron": self.cron,
+            "every": self.every,
             "timezone": self.timezone,
             "payload": self.payload,
             "enabled": self.enabled,
@@ -139,11 +146,25 @@ class JobSpec:
         }
 
 
-def next_run_at(cron: str, timezone: str, *, enabled: bool, now: datetime) -> datetime | None:
+def spec_schedule(spec: JobSpec, anchor_at: datetime | None) -> SlotSchedule:
+    """The schedule a (validated) spec describes; `anchor_at` places an interval's grid."""
+    return schedule_of(
+        cron=spec.cron, every=spec.every, anchor_at=anchor_at, timezone=spec.timezone
+    )
+
+
+def stored_schedule(job: JobDocument) -> SlotSchedule:
+    """The schedule of a stored job; ScheduleError if unusable."""
+    return schedule_of(
+        cron=job.cron, every=job.every, anchor_at=job.anchor_at, timezone=job.timezone
+    )
+
+
+def next_run_at(spec: JobSpec, anchor_at: datetime | None, *, now: datetime) -> datetime | None:
     """The first slot after `now`, or None for a disabled job."""
-    if not enabled:
+    if not spec.enabled:
         return None
-    return Schedule.parse(cron, timezone).next_after(now)
+    return spec_schedule(spec, anchor_at).next_after(now)
 
 
 def _scope(job_id: ObjectId, owner_id: str | None) -> Document:
@@ -209,12 +230,15 @@ async def create_job(
     """
     now = now or utc_now()
     await quota.take(db, owner_id, max_jobs)
+    anchor = anchor_of(now) if spec.every is not None else None
     document: Document = {
         "_id": ObjectId(),
         "ownerId": owner_id,
         **spec.fields(),
+        "anchorAt": anchor,
+        "pausedAt": None if spec.enabled else now,
         "status": (JobStatus.IDLE if spec.enabled else JobStatus.PAUSED).value,
-        "nextRunAt": next_run_at(spec.cron, spec.timezone, enabled=spec.enabled, now=now),
+        "nextRunAt": next_run_at(spec, anchor, now=now),
         "lastRunAt": None,
         "lastError": None,
         "lastDurationMs": None,
@@ -239,10 +263,16 @@ def _changes(current: JobDocument, spec: JobSpec, now: datetime) -> Document:
     changes = {key: value for key, value in spec.fields().items() if before.get(key) != value}
     if not changes:
         return {}
+    anchor = current.anchor_at
+    if ANCHOR_FIELDS & changes.keys():
+        # A new interval (or a switch of kind) starts its grid now; a cron has no anchor.
+        anchor = anchor_of(now) if spec.every is not None else None
+        changes["anchorAt"] = anchor
     if SCHEDULE_FIELDS & changes.keys():
-        changes["nextRunAt"] = next_run_at(spec.cron, spec.timezone, enabled=spec.enabled, now=now)
+        changes["nextRunAt"] = next_run_at(spec, anchor, now=now)
     if "enabled" in changes:
         changes["status"] = (JobStatus.IDLE if spec.enabled else JobStatus.PAUSED).value
+        changes["pausedAt"] = None if spec.enabled else now
     changes["updatedAt"] = now
     return changes
 
@@ -264,6 +294,7 @@ async def update_job(
     timezone or enabled recomputes `nextRunAt` (and pause/resume sets `status`) in that write.
     Nothing changes (and the version stays) when the new state equals the stored one.
     """
+    now = now or utc_now()  # one instant for the write and the slots it records
     for _ in range(WRITE_ATTEMPTS):
         current = await get_job(db, job_id, owner_id)
         if current is None:
@@ -271,7 +302,7 @@ async def update_job(
         if expected_version is not None and current.version != expected_version:
             raise VersionConflictError(job_id, expected_version, current.version)
         spec = mutate(current)
-        changes = _changes(current, spec, now or utc_now())
+        changes = _changes(current, spec, now)
         if not changes:
             return current
         try:
@@ -283,9 +314,12 @@ async def update_job(
         except DuplicateKeyError:
             raise DuplicateJobNameError(current.owner_id, spec.name) from None
         if updated is not None:
+            job = JobDocument.from_mongo(updated)
             if "nextRunAt" in changes:
-                await _record_due_slots(db, current, changes, now or utc_now())
-            return JobDocument.from_mongo(updated)
+                await _record_due_slots(db, current, changes, now)
+            if changes.get("enabled") is True:
+                await _record_paused_slots(db, current, job, now)
+            return job
     raise VersionConflictError(job_id, None, None)
 
 
@@ -303,19 +337,66 @@ async def _record_due_slots(
         return
     reason = RunReason.PAUSED if changes.get("enabled") is False else RunReason.RESCHEDULED
     try:
-        schedule = Schedule.parse(before.cron, before.timezone)
-        slots = schedule.slots_between(before.next_run_at, now, MAX_EDIT_RECORDS + 1)
+        schedule = stored_schedule(before)
     except ValueError:
         return  # the old schedule is unusable: it had no slots to lose
-    records = [
-        slot_record(before, slot, RunStatus.SKIPPED, reason, now=now)
-        for slot in slots[:MAX_EDIT_RECORDS]
-    ]
+    await _record_slots(
+        db,
+        before,
+        schedule,
+        start=before.next_run_at,
+        end=now,
+        outcome=(RunStatus.SKIPPED, reason),
+    )
+
+
+async def _record_paused_slots(
+    db: Database, before: JobDocument, after: JobDocument, now: datetime
+) -> None:
+    """On resume, an interval job's slots that fell while it was paused: `missed`.
+
+    An interval continues on the same grid (its anchor does not move on resume), so every slot
+    between the pause and now is named in the history instead of vanishing; none of them runs
+    (never a burst): the next run is the first slot after now. A cron job's resume starts from
+    now without records, as before intervals existed.
+    """
+    if before.enabled or after.every is None or before.paused_at is None:
+        return
+    # An `every` edited while paused starts its grid at the edit: its anchor never fired.
+    since = max(before.paused_at, after.anchor_at or before.paused_at)
+    try:
+        schedule = stored_schedule(after)
+        first = schedule.next_after(since)
+    except ValueError:
+        return
+    outcome = (RunStatus.MISSED, RunReason.PAUSED_GAP)
+    await _record_slots(db, after, schedule, start=first, end=now, outcome=outcome)
+
+
+async def _record_slots(
+    db: Database,
+    job: JobDocument,
+    schedule: SlotSchedule,
+    *,
+    start: datetime,
+    end: datetime,
+    outcome: tuple[RunStatus, RunReason],
+) -> None:
+    """One final record per slot in [start, end], made at `end` (the edit's instant); beyond
+    MAX_EDIT_RECORDS, one summary.
+
+    A slot recorded already (by a worker, or a concurrent edit) is a duplicate of the unique
+    `(jobId, slot, attempt)` index and keeps its record.
+    """
+    status, reason = outcome
+    try:
+        slots = schedule.slots_between(start, end, MAX_EDIT_RECORDS + 1)
+    except ValueError:
+        return
+    records = [slot_record(job, slot, status, reason, now=end) for slot in slots[:MAX_EDIT_RECORDS]]
     if len(slots) > MAX_EDIT_RECORDS:
-        rest = schedule.slots_between(slots[MAX_EDIT_RECORDS], now, MAX_EDIT_COUNT)
-        summary = slot_record(
-            before, rest[0], RunStatus.SKIPPED, reason, now=now, missed_count=len(rest)
-        )
+        rest = schedule.slots_between(slots[MAX_EDIT_RECORDS], end, MAX_EDIT_COUNT)
+        summary = slot_record(job, rest[0], status, reason, now=end, missed_count=len(rest))
         records.append(summary)
     if records:
         try:

@@ -108,10 +108,17 @@ class JobDocument(JobOptions):
     owner_id: str
     name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH)
     type: str
-    cron: str
+    # Exactly one schedule kind is set (see shared/job_schedule.py): `cron` or `every`.
+    cron: str | None = None
+    # An ISO 8601 duration ("PT90M"): slots at anchorAt + k x every, elapsed time in UTC.
+    every: str | None = None
+    # Interval jobs: the grid's origin (creation or the last change of `every`), whole seconds.
+    anchor_at: datetime | None = None
     timezone: str = "UTC"
     payload: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+    # When the job was last paused (None while enabled): resume records the interval slots since.
+    paused_at: datetime | None = None
     status: JobStatus = JobStatus.IDLE
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None

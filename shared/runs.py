@@ -44,6 +44,7 @@ class RunReason(StrEnum):
     JOB_DELETED = "job deleted"
     PAUSED = "paused: the job was paused before this slot started"
     RESCHEDULED = "rescheduled: the job's schedule changed before this slot started"
+    PAUSED_GAP = "missed: the job was paused at this slot (recorded when it was resumed)"
     SUPERSEDED = "missed: a later slot of this job was already due"
     SUMMARISED = "missed: more due slots of this job (summarised, see missedCount)"
     MISFIRE_SKIP = "missed: not started within its start tolerance (misfirePolicy skip)"

@@ -19,9 +19,9 @@ import structlog
 from bson import ObjectId
 
 from shared.db import Document
+from shared.job_schedule import SlotSchedule, schedule_of
 from shared.model import MisfirePolicy, RunStatus
 from shared.runs import RunReason, scheduled_run, slot_record, utc_now
-from shared.schedule import Schedule
 from shared.settings import Settings
 from worker.backoff import persist
 from worker.metrics import NULL_METRICS, WorkerMetrics
@@ -84,12 +84,12 @@ class Scheduler:
         documents: list[Document] = []
         queued: list[tuple[int, JobView]] = []
         advances: list[Advance] = []
-        memo: dict[tuple[str, str, datetime], DueSlots] = {}
+        memo: dict[tuple[ScheduleKey, datetime], DueSlots] = {}
         for job in jobs:
-            key = (job.cron, job.timezone, job.next_run_at or now)
+            key = (schedule_key(job), job.next_run_at or now)
             try:
                 slots = memo.get(key) or due_slots(
-                    schedule_for(job.cron, job.timezone),
+                    job_schedule(job),
                     job.next_run_at or now,
                     now,
                     self.settings.max_missed_records,
@@ -169,15 +169,34 @@ def _missed_records(job: JobView, slots: DueSlots, now: datetime) -> list[Docume
 
 
 @lru_cache(maxsize=4096)
-def schedule_for(cron: str, timezone: str) -> Schedule:
+def schedule_for(
+    cron: str | None,
+    timezone: str,
+    every: str | None = None,
+    anchor_at: datetime | None = None,
+) -> SlotSchedule:
     """The parsed schedule (cached: a herd of jobs usually shares a few schedules)."""
-    return Schedule.parse(cron, timezone)
+    return schedule_of(cron=cron, every=every, anchor_at=anchor_at, timezone=timezone)
+
+
+# What identifies a job's schedule: (cron, timezone, every, anchorAt).
+ScheduleKey = tuple[str | None, str, str | None, datetime | None]
+
+
+def schedule_key(job: JobView) -> ScheduleKey:
+    """The fields a job's schedule is built from."""
+    return (job.cron, job.timezone, job.every, job.anchor_at)
+
+
+def job_schedule(job: JobView) -> SlotSchedule:
+    """The schedule of a job as read: its cron, or its interval on its anchor."""
+    return schedule_for(*schedule_key(job))
 
 
 @lru_cache(maxsize=65_536)
-def _next_after(cron: str, timezone: str, instant: datetime) -> datetime:
+def _next_after(key: ScheduleKey, instant: datetime) -> datetime:
     """The first fire time after `instant` (cached: a herd asks the same question many times)."""
-    return schedule_for(cron, timezone).next_after(instant)
+    return schedule_for(*key).next_after(instant)
 
 
 def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> datetime:
@@ -187,7 +206,7 @@ def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> dateti
     at that slot, at least 1 s, at most CRON_MISFIRE_THRESHOLD_SECONDS. Later, it is a misfire:
     `skip` never runs it; `runOnce` still runs it within `misfireGraceSeconds`.
     """
-    interval = _next_after(job.cron, job.timezone, slot) - slot
+    interval = _next_after(schedule_key(job), slot) - slot
     tolerance = min(threshold, max(_SECOND, interval * ON_TIME_SHARE))
     if job.options.misfire_policy is MisfirePolicy.SKIP:
         return slot + tolerance
@@ -197,14 +216,14 @@ def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> dateti
 def is_slot_of(job: JobView, slot: datetime) -> bool:
     """Whether `slot` is a fire time of the job's current schedule (False if unusable)."""
     try:
-        return _next_after(job.cron, job.timezone, slot - _SECOND) == slot
+        return _next_after(schedule_key(job), slot - _SECOND) == slot
     except ValueError:
         return False
 
 
 def next_slot(job: JobView, slot: datetime) -> datetime:
     """The job's first slot after `slot` (its schedule is known to be usable)."""
-    return _next_after(job.cron, job.timezone, slot)
+    return _next_after(schedule_key(job), slot)
 
 
 @dataclass(frozen=True)
@@ -223,7 +242,7 @@ class DueSlots:
 
 
 def due_slots(
-    schedule: Schedule, next_run_at: datetime, now: datetime, max_records: int
+    schedule: SlotSchedule, next_run_at: datetime, now: datetime, max_records: int
 ) -> DueSlots:
     """Which slots from `next_run_at` up to `now` are due, and where the schedule goes next."""
     following = schedule.next_after(now)
@@ -238,7 +257,7 @@ def due_slots(
     return DueSlots(latest, tuple(earlier[:max_records]), summary_from, len(rest), following)
 
 
-def _latest_slot(schedule: Schedule, start: datetime, now: datetime) -> datetime | None:
+def _latest_slot(schedule: SlotSchedule, start: datetime, now: datetime) -> datetime | None:
     """The latest slot in [start, now]: look back over doubling windows, never walk the gap."""
     window = _SECOND
     while True:

@@ -50,7 +50,10 @@ class JobView:
     owner_id: str
     name: str
     type: str
-    cron: str
+    # Exactly one schedule kind: a cron, or an interval with its anchor.
+    cron: str | None
+    every: str | None
+    anchor_at: datetime | None
     timezone: str
     enabled: bool
     version: Any
@@ -83,7 +86,9 @@ def parse_job(document: Document) -> JobView:
         owner_id=str(document.get("ownerId", "")),
         name=str(document.get("name", "")),
         type=str(document.get("type", "")),
-        cron=str(document.get("cron", "")),
+        cron=_text_or_none(document.get("cron")),
+        every=_text_or_none(document.get("every")),
+        anchor_at=document.get("anchorAt"),
         timezone=str(document.get("timezone") or "UTC"),
         enabled=document.get("enabled") is True,
         version=document.get("version"),
@@ -92,6 +97,10 @@ def parse_job(document: Document) -> JobView:
         options=options,
         raw=document,
     )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)

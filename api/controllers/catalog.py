@@ -21,8 +21,9 @@ from api.schemas.catalog import (
     TemplateOut,
 )
 from api.schemas.common import FieldError
+from shared.interval import IntervalSchedule
 from shared.registry import JobType
-from shared.schedule import parse_timezone
+from shared.schedule import Schedule, parse_timezone
 from shared.settings import Settings
 
 
@@ -58,20 +59,36 @@ class CatalogController(Controller):
     async def preview(
         self, data: JSONBody[PreviewIn], caller: CallerDep, services: ServicesDep
     ) -> PreviewOut:
-        """The next `count` fire times, or the same cron / timezone errors a save would give."""
+        """The next `count` fire times, or the same schedule / timezone errors a save would give.
+
+        `every` previews an interval on `anchorAt` (default now, as a job created now)."""
         errors: list[FieldError] = []
         now = datetime.now(UTC)
-        schedule = services.validator.check_schedule(data.cron, data.timezone, caller, errors, now)
+        if data.anchor_at is not None and data.every is None:
+            errors.append(field_error("anchorAt", "applies to `every` only"))
+        schedule = services.validator.check_schedule(
+            data.cron,
+            data.timezone,
+            caller,
+            errors,
+            now,
+            every=data.every,
+            anchor_at=data.anchor_at,
+        )
         if schedule is None or errors:
             raise invalid(errors)
-        zone = parse_timezone(schedule.timezone)
+        zone = parse_timezone(data.timezone)
+        field = "every" if data.every is not None else "cron"
         try:
             times = schedule.next_times(now, data.count)
         except ValueError as error:  # runs past the supported calendar
-            raise invalid([field_error("cron", str(error))]) from None
+            raise invalid([field_error(field, str(error))]) from None
+        interval = schedule if isinstance(schedule, IntervalSchedule) else None
         return PreviewOut(
-            cron=schedule.cron,
-            timezone=schedule.timezone,
+            cron=schedule.cron if isinstance(schedule, Schedule) else None,
+            every=interval.every if interval else None,
+            anchor_at=interval.anchor if interval else None,
+            timezone=zone.key,
             fire_times=[FireTime(utc=time, local=time.astimezone(zone)) for time in times],
         )
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from api.schemas.common import RequestModel, ResponseModel
-from api.schemas.jobs import Cron, Timezone
+from api.schemas.jobs import CRON_DESCRIPTION, EVERY_DESCRIPTION, Cron, Every, Timezone
 
 PREVIEW_MAX_COUNT = 100
+# Anchors a preview accepts (a job's own anchor is its creation or last edit).
+ANCHOR_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+ANCHOR_LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 class TemplateOut(ResponseModel):
@@ -41,11 +44,33 @@ class JobTypeList(ResponseModel):
 
 
 class PreviewIn(RequestModel):
-    """A schedule to preview before saving it."""
+    """A schedule to preview before saving it: exactly one of `cron` and `every`."""
 
-    cron: Cron
+    cron: Cron | None = Field(None, description=CRON_DESCRIPTION, examples=["0 8 * * *"])
+    every: Every | None = Field(None, description=EVERY_DESCRIPTION, examples=["PT90M"])
+    anchor_at: datetime | None = Field(
+        None,
+        description="`every` only: the grid's origin (default: now, as if the job were "
+        "created now; a job's own `anchorAt` previews its current grid).",
+    )
     timezone: Timezone = "UTC"
     count: int = Field(10, ge=1, le=PREVIEW_MAX_COUNT, description="How many fire times.")
+
+    @field_validator("anchor_at")
+    @classmethod
+    def _bounded_anchor(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("must carry a UTC offset (e.g. 2026-11-23T07:00:00Z)")
+        problem = "must be between 1970 and 2999"
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:  # an offset pushes it past year 1 or 9999
+            raise ValueError(problem) from None
+        if not ANCHOR_EARLIEST <= utc < ANCHOR_LATEST:
+            raise ValueError(problem)
+        return utc
 
 
 class FireTime(ResponseModel):
@@ -61,7 +86,9 @@ class FireTime(ResponseModel):
 class PreviewOut(ResponseModel):
     """The next fire times of a schedule."""
 
-    cron: str
+    cron: str | None
+    every: str | None
+    anchor_at: datetime | None = Field(description="`every` only: the anchor used (UTC).")
     timezone: str
     fire_times: list[FireTime]
 

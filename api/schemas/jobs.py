@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from api.schemas.common import RequestModel, ResponseModel
+from shared.interval import EVERY_MAX_LENGTH
 from shared.model import (
     NAME_MAX_LENGTH,
     JobDocument,
@@ -64,15 +65,34 @@ JobType = Annotated[
         examples=["sendEmail"],
     ),
 ]
+CRON_DESCRIPTION = (
+    "Wall-clock schedule: 5 fields (minute hour day month weekday) or 6 with leading seconds "
+    "(admins only below the minimum interval), evaluated in `timezone`. `L` in the day field is "
+    "the last day of the month; `FRI#2` in the weekday field the second Friday of the month. "
+    "Set exactly one of `cron` and `every`."
+)
+EVERY_DESCRIPTION = (
+    "Interval schedule: an ISO 8601 duration in weeks, days, hours, minutes (`PT90M`, `PT36H`, "
+    "`P1D` = 24 h, `P1W`; at most 366 days; seconds such as `PT30S` only for admins; months "
+    "and years are refused). Slots are elapsed time, `anchorAt` + k x `every` in UTC, not moved "
+    "by DST. Set exactly one of `cron` and `every`."
+)
 Cron = Annotated[
     str,
     Field(
         min_length=1,
         max_length=CRON_MAX_LENGTH,
-        description="5 fields (minute hour day month weekday) or 6 with leading seconds "
-        "(admins only below the minimum interval). `L` in the day field is the last day of "
-        "the month; `FRI#2` in the weekday field the second Friday of the month.",
+        description=CRON_DESCRIPTION,
         examples=["0 8 * * 1-5"],
+    ),
+]
+Every = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=EVERY_MAX_LENGTH,
+        description=EVERY_DESCRIPTION,
+        examples=["PT90M"],
     ),
 ]
 Timezone = Annotated[
@@ -106,7 +126,8 @@ class JobReplace(RequestModel):
 
     name: Name
     type: JobType
-    cron: Cron
+    cron: Cron | None = Field(None, description=CRON_DESCRIPTION, examples=["0 8 * * 1-5"])
+    every: Every | None = Field(None, description=EVERY_DESCRIPTION, examples=["PT90M"])
     timezone: Timezone = "UTC"
     payload: Payload = Field(default_factory=dict)
     enabled: bool = True
@@ -130,7 +151,16 @@ class JobPatch(RequestModel):
 
     name: Name | None = None
     type: JobType | None = None
-    cron: Cron | None = None
+    cron: Cron | None = Field(
+        None,
+        description="Switches the job to this cron (clears `every`).",
+        examples=["0 8 * * 1-5"],
+    )
+    every: Every | None = Field(
+        None,
+        description="Switches the job to this interval (clears `cron`); moves `anchorAt` to now.",
+        examples=["PT90M"],
+    )
     timezone: Timezone | None = None
     payload: Payload | None = None
     enabled: bool | None = Field(None, description="false pauses the job, true resumes it.")
@@ -167,7 +197,17 @@ class JobOut(ResponseModel):
     owner_id: str
     name: str
     type: str
-    cron: str
+    cron: str | None = Field(
+        description="The cron, or null for an interval job.", examples=["0 8 * * 1-5"]
+    )
+    every: str | None = Field(
+        description="The interval (ISO 8601 duration), or null for a cron job.",
+        examples=["PT90M"],
+    )
+    anchor_at: datetime | None = Field(
+        description="Interval jobs: the grid's origin, slots at anchorAt + k x every (UTC); "
+        "set at creation and whenever `every` (or the schedule kind) changes; null for cron.",
+    )
     timezone: str
     payload: dict[str, Any]
     enabled: bool
@@ -196,6 +236,8 @@ class JobOut(ResponseModel):
             name=job.name,
             type=job.type,
             cron=job.cron,
+            every=job.every,
+            anchor_at=job.anchor_at,
             timezone=job.timezone,
             payload=job.payload,
             enabled=job.enabled,

@@ -18,8 +18,9 @@ from api.dashboard.render import SECURITY_HEADERS, render, see_other
 from api.dependencies import CallerDep, ServicesDep
 from api.params import parse_job_id
 from shared import jobs_repo
-from shared.model import JobStatus
-from shared.schedule import Schedule, ScheduleError
+from shared.job_schedule import schedule_of
+from shared.model import JobDocument, JobStatus
+from shared.schedule import ScheduleError
 
 PREVIEW_COUNT: Final = 10
 RUNS_SHOWN: Final = 20
@@ -51,10 +52,14 @@ def _choice(kind: type[JobStatus] | type[JobSort], value: str, name: str) -> Any
         raise ClientException(f"unknown {name} {value!r}") from None
 
 
-def _preview(cron: str, timezone: str, now: datetime) -> tuple[list[datetime], str | None]:
-    """The next fire times from the same engine the worker uses (DST included)."""
+def _preview(job: JobDocument, now: datetime) -> tuple[list[datetime], str | None]:
+    """The next fire times from the same schedule interface the worker uses (a cron's DST
+    rules, an interval's grid from its anchor)."""
     try:
-        return Schedule.parse(cron, timezone).next_times(now, PREVIEW_COUNT), None
+        schedule = schedule_of(
+            cron=job.cron, every=job.every, anchor_at=job.anchor_at, timezone=job.timezone
+        )
+        return schedule.next_times(now, PREVIEW_COUNT), None
     except ScheduleError as error:
         return [], str(error)
 
@@ -156,7 +161,7 @@ async def detail_page(
     if job is None:
         raise jobs_repo.JobNotFoundError(oid)
     now = datetime.now(UTC)
-    fire_times, schedule_error = _preview(job.cron, job.timezone, now)
+    fire_times, schedule_error = _preview(job, now)
     older = ObjectId(before) if ObjectId.is_valid(before) else None
     runs = await jobs_repo.list_runs(services.db, oid, limit=RUNS_SHOWN + 1, before=older)
     reports = []

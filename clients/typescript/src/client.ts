@@ -89,6 +89,13 @@ const userJobs: JobCreate[] = [
     cron: "0 6 L * *",
     payload: { type: "jobRuns", period: "monthly" },
   },
+  {
+    // An interval schedule instead of a cron: `cron` is left out (it is null in the answer).
+    name: `ts interval ${stamp}`,
+    type: "httpRequest",
+    every: "PT90M",
+    payload: { url: "/hooks/every-90-minutes", method: "GET" },
+  },
 ];
 const adminJobs: JobCreate[] = [
   { name: `ts purge ${stamp}`, type: "purgeSessions", cron: "0 3 * * *", payload: { inactiveDays: 30 } },
@@ -124,6 +131,13 @@ async function main(): Promise<void> {
   for (const job of created.slice(0, userJobs.length)) {
     expect(listed.has(job.id), `job ${job.id} missing from the list`);
   }
+
+  const interval = created[3]!;
+  const anchor: string | null | undefined = interval.anchorAt;
+  expect(
+    interval.every === "PT90M" && interval.cron === null && typeof anchor === "string",
+    `interval job: every ${interval.every}, cron ${interval.cron}, anchorAt ${anchor}`,
+  );
 
   const mail = created[0]!;
   if (mail.type === "sendEmail") {

@@ -15,7 +15,8 @@ from tests.integration.api.helpers import ALICE, ROOT, Api, echo_job, noop_job
 from tests.unit.api.echo import CRASH_MESSAGE
 
 JOB_FIELDS = {
-    "id", "ownerId", "name", "type", "cron", "timezone", "payload", "enabled", "status",
+    "id", "ownerId", "name", "type", "cron", "every", "anchorAt", "timezone", "payload",
+    "enabled", "status",
     "nextRunAt", "lastRunAt", "lastError", "lastDurationMs", "runCount", "failureCount",
     "version", "createdAt", "updatedAt", "retry", "timeoutSeconds", "overlapPolicy",
     "misfirePolicy", "misfireGraceSeconds",

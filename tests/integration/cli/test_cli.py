@@ -153,6 +153,7 @@ def test_jobs_list_filters_by_owner_and_limits(
         "name",
         "type",
         "cron",
+        "every",
         "timezone",
         "status",
         "nextRunAt",
@@ -196,6 +197,40 @@ def test_pause_and_resume_change_enabled_status_and_next_run(
     assert stored["nextRunAt"] > datetime.now(UTC)
     missing = str(ObjectId())
     assert f"job {missing} not found" in _fail(capsys, environ, "jobs", "pause", missing)
+
+
+def test_interval_jobs_are_listed_shown_and_resumed_on_their_grid(
+    capsys: pytest.CaptureFixture[str],
+    environ: dict[str, str],
+    store: SyncDatabase[dict[str, Any]],
+) -> None:
+    anchor = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5, minutes=30)
+    job = JobDocument(
+        _id=ObjectId(),
+        owner_id="alice",
+        name="every-90-minutes",
+        type="noop",
+        every="PT90M",
+        anchor_at=anchor,
+        timezone="Europe/Berlin",
+        next_run_at=anchor + timedelta(minutes=90),
+        created_at=anchor,
+        updated_at=anchor,
+    )
+    store[JOBS].insert_one(job.model_dump(by_alias=True))
+    assert main(["jobs", "list"], environ) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[4:7] == ["-", "PT90M", "Europe/Berlin"]
+    shown = _run(capsys, environ, "jobs", "show", str(job.id))
+    assert (shown["cron"], shown["every"]) == (None, "PT90M")
+    assert shown["anchorAt"].startswith(anchor.isoformat(timespec="seconds")[:19])
+    _run(capsys, environ, "jobs", "pause", str(job.id))
+    resumed = _run(capsys, environ, "jobs", "resume", str(job.id))
+    stored = store[JOBS].find_one({"_id": job.id})
+    assert stored is not None
+    # Resumed on the same grid: the next slot is anchor + k x 90 min, not now + 90 min.
+    assert (stored["nextRunAt"] - anchor) % timedelta(minutes=90) == timedelta(0)
+    assert resumed["anchorAt"] == shown["anchorAt"]
 
 
 def test_run_now_queues_a_manual_run(

@@ -23,8 +23,10 @@ FINAL = frozenset({"succeeded", "failed", "timeout", "abandoned", "skipped", "mi
 
 async def create_job(
     db: Database,
-    cron: str = "*/2 * * * * *",
+    cron: str | None = "*/2 * * * * *",
     *,
+    every: str | None = None,
+    now: datetime | None = None,
     name: str | None = None,
     owner: str = "owner-1",
     type_name: str = "noop",
@@ -33,17 +35,21 @@ async def create_job(
     enabled: bool = True,
     **options: Any,
 ) -> JobDocument:
-    """Create a job as the API does (`jobs_repo.create_job`); options in camelCase."""
+    """Create a job as the API does (`jobs_repo.create_job`); options in camelCase.
+
+    `every` makes it an interval job (no cron) anchored at `now` (default: the real now).
+    """
     spec = jobs_repo.JobSpec(
         name=name or f"job-{uuid.uuid4().hex[:8]}",
         type=type_name,
-        cron=cron,
+        cron=None if every is not None else cron,
+        every=every,
         timezone=timezone,
         payload=payload or {},
         enabled=enabled,
         options=JobOptions.model_validate(options),
     )
-    return await jobs_repo.create_job(db, spec, owner_id=owner)
+    return await jobs_repo.create_job(db, spec, owner_id=owner, now=now)
 
 
 async def runs_of(db: Database, job_id: ObjectId, **query: Any) -> list[Document]:

@@ -72,6 +72,7 @@ async def test_failed_attempts_are_retried_with_backoff(
     )
     assert failed["lastError"] == "deliberate failure of attempt 3"
     assert doomed.next_run_at is not None
+    assert doomed.cron is not None
     following = Schedule.parse(doomed.cron).next_after(doomed.next_run_at)
     assert failed["nextRunAt"] == following  # the schedule is kept
 

@@ -176,3 +176,65 @@ def test_a_dst_gap_far_ahead_is_seen_by_the_minimum_interval(validator: JobValid
         ("cron", "fires every 1 s at times")
     ]
     assert validator.check_schedule("59 59 1,2 * * *", "UTC", USER, [], april) is not None
+
+
+def interval(settings: Settings, **fields: Any) -> JobSpec:
+    body = {"name": "j", "type": "echo", "every": "PT90M", "payload": {}, **fields}
+    return spec_from_body(JobCreate.model_validate(body), settings, by_admin=False)
+
+
+def test_an_interval_job_is_normalised(validator: JobValidator, settings: Settings) -> None:
+    result = validator.validate(interval(settings, every=" pt36h "), USER, NOW)
+    assert (result.cron, result.every) == (None, "PT36H")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"every": None}, "cron"),  # neither kind
+        ({"cron": "0 8 * * *"}, "every"),  # both kinds
+        ({"every": "P1M"}, "every"),  # months vary in length
+        ({"every": "PT0M"}, "every"),
+        ({"every": "-PT5M"}, "every"),
+        ({"every": "PT1.5H"}, "every"),
+        ({"every": "PT30S"}, "every"),  # seconds: admins only
+        ({"every": "PT90S"}, "every"),
+    ],
+)
+def test_a_job_needs_exactly_one_valid_schedule(
+    validator: JobValidator, settings: Settings, fields: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ApiError) as raised:
+        validator.validate(interval(settings, **fields), USER, NOW)
+    assert raised.value.status == 422
+    assert fields_of(raised.value) == {field}
+
+
+def test_the_minimum_interval_applies_to_intervals(settings: Settings) -> None:
+    strict = JobValidator(
+        settings.model_copy(update={"min_interval_seconds": 300}), registry_with_echo()
+    )
+    with pytest.raises(ApiError) as raised:
+        strict.validate(interval(settings, every="PT4M"), USER, NOW)
+    assert fields_of(raised.value) == {"every"}
+    assert "at least 300 s" in raised.value.errors[0].message
+    assert strict.validate(interval(settings, every="PT5M"), USER, NOW).every == "PT5M"
+    assert strict.validate(interval(settings, every="PT1S"), ADMIN, NOW).every == "PT1S"
+
+
+def test_a_patch_of_one_kind_replaces_the_other(settings: Settings) -> None:
+    cron_job = spec(settings)
+    to_interval = merge_patch(
+        cron_job, JobPatch.model_validate({"every": "PT2H"}).changes(), by_admin=False
+    )
+    assert (to_interval.cron, to_interval.every) == (None, "PT2H")
+    back = merge_patch(
+        to_interval, JobPatch.model_validate({"cron": "0 9 * * *"}).changes(), by_admin=False
+    )
+    assert (back.cron, back.every) == ("0 9 * * *", None)
+    both = merge_patch(
+        cron_job,
+        JobPatch.model_validate({"every": "PT2H", "cron": "0 9 * * *"}).changes(),
+        by_admin=False,
+    )
+    assert (both.cron, both.every) == ("0 9 * * *", "PT2H")  # refused by validate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -91,6 +92,32 @@ async def test_job_page_shows_escaped_payload_and_fire_times_in_both_zones(
         assert local_text.split(" ")[1] == "08:00:00"
         assert utc_text.split(" ")[1] in {"07:00:00", "06:00:00"}
         assert ("CET" in local_text) == (utc_text.split(" ")[1] == "07:00:00")
+
+
+async def test_an_interval_job_page_shows_its_every_and_grid_fire_times(
+    admin: DashboardSession, db: Database
+) -> None:
+    # Created at an odd instant so the grid is not on whole hours: slots are anchorAt + k x 90 min.
+    created = datetime(2026, 1, 5, 10, 17, tzinfo=UTC)
+    job = await jobs_repo.create_job(
+        db, _spec("every 90 min", cron=None, every="PT90M"), owner_id="alice", now=created
+    )
+    assert job.anchor_at == created
+    page = await admin.get(f"/dashboard/jobs/{job.id}")
+    assert page.status_code == 200
+    assert '<code id="every">PT90M</code>' in page.text
+    assert "stored schedule cannot be evaluated" not in page.text
+    table = page.text.split('id="fire-times"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td></tr>", table)
+    assert len(rows) == 10
+    times = [
+        datetime.strptime(utc_text, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC)
+        for utc_text, _ in rows
+    ]
+    step = timedelta(minutes=90)
+    assert all((moment - created) % step == timedelta(0) for moment in times)
+    assert [later - earlier for earlier, later in itertools.pairwise(times)] == [step] * 9
+    assert datetime.now(UTC) - step < times[0] <= datetime.now(UTC) + step
 
 
 async def test_pause_and_resume_change_the_status_like_a_patch(
