@@ -91,10 +91,15 @@ async def test_a_conditional_point_update_uses_the_id_index(own_db: Database) ->
     for start in range(0, len(documents), 5000):
         await own_db["points"].insert_many(documents[start : start + 5000])
     ids = [document["_id"] for document in documents[:300]]
-    plain = await point_update_seconds(own_db, {}, ids)
-    conditional = await point_update_seconds(own_db, {"version": 1, "enabled": True}, ids)
+    # Best of three of each, alternating: a busy machine inflates single bulks, a scan of 20,000
+    # documents per update costs far more than 3x whatever the load.
+    plain = conditional = float("inf")
+    for _ in range(3):
+        plain = min(plain, await point_update_seconds(own_db, {}, ids))
+        extra = {"version": 1, "enabled": True}
+        conditional = min(conditional, await point_update_seconds(own_db, extra, ids))
     assert conditional < 3 * plain, f"{plain * 1000:.2f} ms, then {conditional * 1000:.2f} ms"
     # The other conditions still decide: found by `_id`, refused by `version`.
     stale = await own_db["points"].update_one({"_id": ids[0], "version": 0}, {"$inc": {"n": 1}})
     assert stale.matched_count == 0
-    assert (await own_db["points"].find_one({"_id": ids[0]}) or {}).get("n") == 2
+    assert (await own_db["points"].find_one({"_id": ids[0]}) or {}).get("n") == 6
