@@ -109,10 +109,20 @@ def _run(
 
 
 def scheduled_run(
-    job: JobFields, slot: datetime, *, now: datetime, start_deadline: datetime | None
+    job: JobFields,
+    slot: datetime,
+    *,
+    now: datetime,
+    start_deadline: datetime | None,
+    lease: tuple[str, datetime] | None = None,
 ) -> Document:
-    """A due slot queued by the schedule stage: `pending` until its start deadline."""
-    return _run(
+    """A due slot queued by the schedule stage: `pending` until its start deadline.
+
+    With `lease` (worker id, expiry) the run is queued already acquired by that worker, as an
+    acquisition would leave it (`running`, leased, not yet started on its job): the insert that
+    wins the unique `(jobId, slot, attempt)` index is the acquisition, one write instead of two.
+    """
+    document = _run(
         job,
         slot=slot_key(slot),
         scheduled_for=slot,
@@ -122,6 +132,15 @@ def scheduled_run(
         not_before=slot,
         start_deadline=start_deadline,
     )
+    if lease is not None:
+        worker_id, until = lease
+        document |= {
+            "status": RunStatus.RUNNING.value,
+            "workerId": worker_id,
+            "leaseExpiresAt": until,
+            "startedAt": now,
+        }
+    return document
 
 
 def manual_run(job: JobFields, *, now: datetime, run_id: ObjectId | None = None) -> Document:

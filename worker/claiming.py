@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -28,7 +28,7 @@ from shared.settings import Settings
 from worker.backoff import persist
 from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.scheduling import is_slot_of, next_slot
-from worker.store import JobView, Release, RunView, Start, WorkerStore
+from worker.store import Advance, JobView, Release, RunView, Start, WorkerStore
 
 # A retry meeting a run in progress (overlap `skip`) waits at least this long before its next try.
 MIN_DEFER_SECONDS: Final = 1.0
@@ -61,6 +61,8 @@ class ClaimPass:
     claimed: list[Claimed] = field(default_factory=list)
     more: bool = False
     conflicts: int = 0
+    # Jobs whose carried `nextRunAt` advance went out with their run's start write.
+    advanced: set[ObjectId] = field(default_factory=set)
 
 
 class Verdict(Enum):
@@ -133,17 +135,25 @@ class Claimer:
         capacity: int,
         fresh: Sequence[RunView] = (),
         known: dict[ObjectId, JobView] | None = None,
+        carried: Mapping[ObjectId, Advance] | None = None,
     ) -> ClaimPass:
         """Start up to `capacity` due pending runs: `fresh` ones first (just queued by this
-        worker, their jobs `known` from that read), else those the queue holds."""
+        worker, their jobs `known` from that read), else those the queue holds. The `carried`
+        advances of the fresh runs' jobs go out with their start writes (`ClaimPass.advanced`
+        says which did)."""
         began = self.monotonic()
         wanted, more = await self._candidates(capacity, fresh)
         if not wanted:
             return ClaimPass(more=more)
+        # Runs the schedule stage queued already acquired by this worker need no acquisition.
+        held = [run for run in wanted if self._holds(run)]
+        asked = [run for run in wanted if not self._holds(run)]
 
         async def acquire() -> list[RunView]:
+            if not asked:
+                return []
             now = self.clock()  # the start time is the time of the write that succeeds
-            return await self.store.acquire_runs(wanted, now, now + self.lease)
+            return await self.store.acquire_runs(asked, now, now + self.lease)
 
         async def read_jobs() -> dict[ObjectId, JobView]:
             missing = {run.job_id for run in wanted} - (known or {}).keys()
@@ -154,17 +164,21 @@ class Claimer:
         # The jobs are read alongside the acquisition (one round trip for both): deciding on
         # a read made a moment before the acquire is safe, because the start write below is
         # conditioned on the version read.
-        runs, jobs = await asyncio.gather(
+        acquired, jobs = await asyncio.gather(
             persist(acquire, what="acquire runs", stop=self.stop),
             persist(read_jobs, what="read jobs", stop=self.stop),
         )
+        runs = held + acquired
         conflicts = len(wanted) - len(runs)  # acquired by another worker first
         self.metrics.claim_conflict(conflicts)
         if not runs:
             return ClaimPass(more=more, conflicts=conflicts)
-        claimed = await self._start(runs, {**(known or {}), **jobs})
+        claimed, advanced = await self._start(runs, {**(known or {}), **jobs}, carried or {})
         claimed = await self._still_ours(claimed, began)
-        return ClaimPass(claimed=claimed, more=more, conflicts=conflicts)
+        return ClaimPass(claimed=claimed, more=more, conflicts=conflicts, advanced=advanced)
+
+    def _holds(self, run: RunView) -> bool:
+        return run.status is RunStatus.RUNNING and run.worker_id == self.store.worker_id
 
     async def _candidates(
         self, capacity: int, fresh: Sequence[RunView]
@@ -179,7 +193,12 @@ class Claimer:
         # Several workers read the same queue: a random pick keeps most of them apart.
         return (random.sample(due, capacity) if len(due) > capacity else due), more
 
-    async def _start(self, runs: list[RunView], jobs: dict[ObjectId, JobView]) -> list[Claimed]:
+    async def _start(
+        self,
+        runs: list[RunView],
+        jobs: dict[ObjectId, JobView],
+        carried: Mapping[ObjectId, Advance],
+    ) -> tuple[list[Claimed], set[ObjectId]]:
         """Judge each run, start the runnable ones, release the rest (bounded commands)."""
         now = self.clock()
         starts: list[Start] = []
@@ -188,7 +207,9 @@ class Claimer:
             job = jobs.get(run.job_id)
             judgement = judge(run, job, now, busy=bool(job and job.active_run_ids))
             if judgement.verdict is Verdict.START and job is not None:
-                starts.append(Start(run.id, job))
+                advance = carried.get(job.id) if run.trigger is RunTrigger.SCHEDULE else None
+                carry = advance.next_run_at if advance and advance.version == job.version else None
+                starts.append(Start(run.id, job, carry))
             else:
                 releases.append(self._release(run, job, judgement, now))
         matched = await persist(
@@ -205,7 +226,8 @@ class Claimer:
             if release.status is not RunStatus.PENDING:
                 self.metrics.slot_recorded(release.status.value, release.error)
         by_id = {run.id: run for run in runs}
-        return [Claimed(by_id[start.run_id], start.job) for start in started]
+        advanced = {start.job.id for start in started if start.advance_to is not None}
+        return [Claimed(by_id[start.run_id], start.job) for start in started], advanced
 
     async def _settle_lost_starts(
         self, starts: list[Start], runs: dict[ObjectId, RunView]
@@ -221,7 +243,8 @@ class Claimer:
         for start in starts:
             job = current.get(start.job.id)
             if job is not None and start.run_id in job.active_run_ids:
-                started.append(Start(start.run_id, job))  # it did apply (a retried write)
+                # It did apply (a retried write), its carried advance with it.
+                started.append(Start(start.run_id, job, start.advance_to))
                 continue
             run = runs[start.run_id]
             busy = bool(job and set(job.active_run_ids) - {start.run_id})

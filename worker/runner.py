@@ -7,12 +7,11 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Final
 
 import structlog
-from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from shared.db import Database, ensure_indexes
@@ -21,15 +20,14 @@ from shared.runs import utc_now
 from shared.settings import Settings
 from worker.backoff import Backoff, Stopped, brief, is_transient, persist
 from worker.claiming import Claimed, Claimer
-from worker.context import Executor, Handler
+from worker.handlers.context import Executor, Handler
 from worker.leases import Leases, RunBook, WorkerState
 from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.outcomes import Finisher
 from worker.recovery import Recovery
-from worker.scheduling import Scheduler
-from worker.store import JobView, RunView, WorkerStore
-from worker.streams import StreamHub, StreamsUnavailable
-from worker.timetable import DueTime, Timetable
+from worker.scheduling import Enqueued, Scheduler
+from worker.store import WorkerStore
+from worker.streams import DueTime, StreamHub, StreamsUnavailable, Timetable
 
 # With change streams the worker still looks at the database this often (a safety net).
 STREAM_HORIZON_SECONDS: Final = 60.0
@@ -38,6 +36,8 @@ LOOKUP_GAP_SECONDS: Final = 0.1
 # When every slot is busy, wait this long after the first handler finishes, so that the next
 # claim takes a batch instead of one run at a time.
 CAPACITY_BATCH_SECONDS: Final = 0.01
+# Due jobs are read this long before their slot (the read's round trip is then off the lag).
+PREFETCH: Final = timedelta(milliseconds=50)
 # After the grace period, cancelled handlers get this long to unwind.
 CANCEL_WAIT_SECONDS: Final = 5.0
 FINAL_FLUSH_SECONDS: Final = 10.0
@@ -165,40 +165,58 @@ class Worker:
         pending runs (run-now, retries, slots queued by other workers) come from the queue.
         """
         jobs = self.timetable.jobs
-        if not jobs.due(utc_now()):
+        now = utc_now()
+        if not jobs.due(now + PREFETCH):
             if self._stale("jobs", jobs):
                 await self._lookup("jobs", jobs, self.store.earliest_job_time, jobs.at)
-            return await self._claim_round((), {})
-        enqueued = await self.scheduler.enqueue_due()
+            return await self._claim_round(Enqueued())
+        # A slot is read, planned and queued a moment before it is due (`notBefore` is the
+        # slot: nobody starts it early), so that at the slot only the start write stands
+        # between it and its handler.
+        slot = max(now, jobs.at) if jobs.at else now
+        read = await self.scheduler.read_due(slot)
+        plan = self.scheduler.plan(read, max(slot, utc_now()), max(0, self.capacity()))
+        enqueued = await self.scheduler.enqueue(plan)
         if enqueued.others_queued:
             self._pending_now = True  # slots another worker queued: look at the queue too
+
+        async def claim_at_the_slot() -> bool:
+            await _sleep_until(plan.now)
+            return await self._claim_round(enqueued)
+
         # The advances go out together with the claim of what was just queued.
         _, busy = await asyncio.gather(
-            self.scheduler.advance(enqueued), self._claim_round(enqueued.fresh, enqueued.jobs)
+            self.scheduler.advance(enqueued.advances), claim_at_the_slot()
         )
         if not enqueued.more:
             await self._lookup("jobs", jobs, self.store.earliest_job_time, None)
         return busy or enqueued.more
 
-    async def _claim_round(self, fresh: Sequence[RunView], known: dict[ObjectId, JobView]) -> bool:
+    async def _claim_round(self, enqueued: Enqueued) -> bool:
+        fresh = enqueued.fresh
         pending = self.timetable.pending
         due = bool(fresh) or self._pending_now or pending.due(utc_now())
-        if due:
-            capacity = self.capacity()
-            if capacity <= 0:
-                self._pending_now = True
-                return False  # a finishing handler wakes the loop
-            # A pass of fresh runs does not read the queue: if it holds runs too, look next tick.
-            queue_waits = bool(fresh) and self._pending_now
-            passed = await self.claimer.claim(capacity, fresh, known)
-            self.claim_conflicts += passed.conflicts
-            self._start(passed.claimed)
-            self._pending_now = passed.more or queue_waits
-            if self._pending_now:
-                return True
+        if not due:
+            if self._stale("pending", pending):
+                await self._lookup("pending", pending, self.store.earliest_pending_time, pending.at)
+            return False
+        capacity = self.capacity()
+        if capacity <= 0:
+            self._pending_now = True
+            await self.scheduler.advance(enqueued.uncarried(set()))
+            return False  # a finishing handler wakes the loop
+        # A pass of fresh runs does not read the queue: if it holds runs too, look next tick.
+        queue_waits = bool(fresh) and (self._pending_now or pending.due(utc_now()))
+        passed = await self.claimer.claim(capacity, fresh, enqueued.jobs, enqueued.carried)
+        self.claim_conflicts += passed.conflicts
+        self._start(passed.claimed)
+        # Advances whose start write did not happen (the run did not start) go on their own.
+        await self.scheduler.advance(enqueued.uncarried(passed.advanced))
+        self._pending_now = passed.more or queue_waits
+        if self._pending_now:
+            return True
+        if not fresh:  # the queue was read: where does it stand now?
             await self._lookup("pending", pending, self.store.earliest_pending_time, None)
-        elif self._stale("pending", pending):
-            await self._lookup("pending", pending, self.store.earliest_pending_time, pending.at)
         return False
 
     def _stale(self, kind: str, due: DueTime) -> bool:
@@ -232,7 +250,8 @@ class Worker:
         now = utc_now()
         delays = []
         for kind, due in (("jobs", self.timetable.jobs), ("pending", self.timetable.pending)):
-            delays.append((due.at - now).total_seconds() if due.at else 0.0)
+            lead = PREFETCH.total_seconds() if kind == "jobs" else 0.0
+            delays.append((due.at - now).total_seconds() - lead if due.at else 0.0)
             if due.stale:
                 since = time.monotonic() - self._last_lookup[kind]
                 delays.append(LOOKUP_GAP_SECONDS - since)
@@ -339,6 +358,14 @@ class Worker:
         log.info(
             "worker.stopped", started_runs=self.started_runs, claim_conflicts=self.claim_conflicts
         )
+
+
+async def _sleep_until(instant: datetime) -> None:
+    """Sleep until the clock reads `instant` (1 ms more: the wall clock and the loop's timer
+    differ by rounding, and a slot is due only once the clock has reached it)."""
+    delay = (instant - utc_now()).total_seconds()
+    if delay > 0:
+        await asyncio.sleep(delay + 0.001)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -9,7 +9,7 @@ workers. Slot arithmetic is pure (the functions below the class).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -41,16 +41,36 @@ log = structlog.get_logger("worker.schedule")
 
 
 @dataclass
+class Plan:
+    """What a schedule pass will record for a batch of due jobs read a moment ago."""
+
+    jobs: list[JobView]
+    now: datetime
+    documents: list[Document] = field(default_factory=list)
+    # (index in `documents`, job) of each queued run.
+    queued: list[tuple[int, JobView]] = field(default_factory=list)
+    advances: dict[ObjectId, Advance] = field(default_factory=dict)
+    # Jobs whose stored schedule cannot be evaluated, with the reason: parked.
+    unusable: list[tuple[JobView, str]] = field(default_factory=list)
+
+
+@dataclass
 class Enqueued:
-    """What one schedule pass queued: the fresh pending runs (to claim at once), and more due."""
+    """What one schedule pass queued: the fresh runs (to claim at once), and more due."""
 
     fresh: list[RunView] = field(default_factory=list)
     jobs: dict[ObjectId, JobView] = field(default_factory=dict)
     more: bool = False
-    # The `nextRunAt` advances, written by `advance()` once the slots are recorded.
+    # The `nextRunAt` advances, written by `advance()` once the slots are recorded...
     advances: list[Advance] = field(default_factory=list)
+    # ...but those of jobs whose fresh run this worker holds: they go with its start write.
+    carried: dict[ObjectId, Advance] = field(default_factory=dict)
     # Some slots were queued by another worker first: the queue holds runs to claim.
     others_queued: bool = False
+
+    def uncarried(self, advanced: set[ObjectId]) -> list[Advance]:
+        """The carried advances no start write took along (`advanced`): to write on their own."""
+        return [advance for job_id, advance in self.carried.items() if job_id not in advanced]
 
 
 class Scheduler:
@@ -70,20 +90,19 @@ class Scheduler:
         self.stop = stop
         self.clock = clock
         self.threshold = timedelta(seconds=settings.misfire_threshold_seconds)
+        self.lease = timedelta(seconds=settings.lease_seconds)
 
-    async def enqueue_due(self) -> Enqueued:
-        """One batch of due jobs: one read, one `insert_many`; then call `advance()`.
+    async def read_due(self, at: datetime) -> list[JobView]:
+        """The next batch of jobs due by `at` (one read; `at` may be a moment ahead)."""
+        return await self.store.due_jobs(at, self.settings.claim_batch_size)
 
-        The advances are written after the records (a worker that dies in between leaves jobs
-        that are simply due again, never a slot advanced past without its record), and may go
-        out together with the claim of the fresh runs.
+    def plan(self, jobs: list[JobView], now: datetime, capacity: int = 0) -> Plan:
+        """The records and advances for these jobs at `now` (no I/O; `now` may be a slot the
+        runner is about to wait for). The first `capacity` runs are queued already acquired by
+        this worker (the runner claims them at once); the rest wait in the queue for any worker.
         """
-        now = self.clock()
-        batch = self.settings.claim_batch_size
-        jobs = await self.store.due_jobs(now, batch)
-        documents: list[Document] = []
-        queued: list[tuple[int, JobView]] = []
-        advances: list[Advance] = []
+        plan = Plan(jobs=jobs, now=now)
+        lease = (self.store.worker_id, now + self.lease)
         memo: dict[tuple[ScheduleKey, datetime], DueSlots] = {}
         for job in jobs:
             key = (schedule_key(job), job.next_run_at or now)
@@ -96,36 +115,70 @@ class Scheduler:
                 )
                 memo[key] = slots
             except ValueError as error:  # ScheduleError, or a schedule that never fires again
-                await self._park(job, getattr(error, "message", str(error)))
+                plan.unusable.append((job, getattr(error, "message", str(error))))
                 continue
-            advances.append(Advance(job.id, job.version, slots.next_run_at))
+            plan.advances[job.id] = Advance(job.id, job.version, slots.next_run_at)
             if slots.latest is None:
                 continue
             deadline = start_deadline(job, slots.latest, self.threshold)
-            queued.append((len(documents), job))
-            documents.append(scheduled_run(job, slots.latest, now=now, start_deadline=deadline))
-            documents.extend(_missed_records(job, slots, now))
+            held = lease if len(plan.queued) < capacity else None
+            plan.queued.append((len(plan.documents), job))
+            plan.documents.append(
+                scheduled_run(job, slots.latest, now=now, start_deadline=deadline, lease=held)
+            )
+            plan.documents.extend(_missed_records(job, slots, now))
+        return plan
+
+    async def enqueue(self, plan: Plan) -> Enqueued:
+        """Record a plan: one `insert_many`; then write `Enqueued.advances` (`advance()`) and
+        hand the fresh runs, with `Enqueued.carried`, to the claim path.
+
+        The advances are written after the records (a worker that dies in between leaves jobs
+        that are simply due again, never a slot advanced past without its record). The advance
+        of a job whose run this worker holds goes out with that run's start write (`carried`).
+        """
+        for job, message in plan.unusable:
+            await self._park(job, message)
+        documents = plan.documents
         duplicates = await persist(
             lambda: self.store.insert_runs(documents), what="queue slots", stop=self.stop
         )
+        if duplicates:
+            # A retried insert meets its own first attempt: those records are ours all the same.
+            ours = await persist(
+                lambda: self.store.present_runs([documents[i]["_id"] for i in duplicates]),
+                what="queue slots",
+                stop=self.stop,
+            )
+            duplicates = {i for i in duplicates if documents[i]["_id"] not in ours}
         self.metrics.records_inserted(documents, duplicates)  # the `missed` ones count
-        fresh = [parse_run(documents[index]) for index, _ in queued if index not in duplicates]
-        jobs_read = {job.id: job for _, job in queued}
+        fresh = [parse_run(documents[index]) for index, _ in plan.queued if index not in duplicates]
+        advances = dict(plan.advances)
+        carried = {
+            run.job_id: advances.pop(run.job_id)
+            for run in fresh
+            if run.status is RunStatus.RUNNING and run.job_id in advances
+        }
         return Enqueued(
             fresh=fresh,
-            jobs=jobs_read,
-            more=len(jobs) >= batch,
-            advances=advances,
-            others_queued=len(fresh) < len(queued),
+            jobs={job.id: job for _, job in plan.queued},
+            more=len(plan.jobs) >= self.settings.claim_batch_size,
+            advances=list(advances.values()),
+            carried=carried,
+            others_queued=len(fresh) < len(plan.queued),
         )
 
-    async def advance(self, enqueued: Enqueued) -> None:
-        """Move the batch's jobs past the recorded slots (one `bulk_write`, `$max`)."""
-        await persist(
-            lambda: self.store.advance_jobs(enqueued.advances),
-            what="advance jobs",
-            stop=self.stop,
-        )
+    async def enqueue_due(self, capacity: int = 0) -> Enqueued:
+        """Read the due jobs now, plan and record them (`read_due`, `plan`, `enqueue`)."""
+        jobs = await self.read_due(self.clock())
+        return await self.enqueue(self.plan(jobs, self.clock(), capacity))
+
+    async def advance(self, advances: Sequence[Advance]) -> None:
+        """Move jobs past their recorded slots (one `bulk_write`, `$max`)."""
+        if advances:
+            await persist(
+                lambda: self.store.advance_jobs(advances), what="advance jobs", stop=self.stop
+            )
 
     async def _park(self, job: JobView, message: str) -> None:
         """Stop planning a job whose stored schedule cannot be evaluated (until a client edit)."""

@@ -159,6 +159,9 @@ class Start:
 
     run_id: ObjectId
     job: JobView
+    # For a slot the schedule stage just queued: the job's `nextRunAt` advance, carried by
+    # the start write instead of a write of its own.
+    advance_to: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +219,11 @@ class WorkerStore:
                 raise
             return {int(item["index"]) for item in errors}
         return set()
+
+    async def present_runs(self, run_ids: Sequence[ObjectId]) -> set[ObjectId]:
+        """Which of these run ids are stored."""
+        cursor = self.runs.find({"_id": {"$in": list(run_ids)}}, projection={"_id": 1})
+        return {document["_id"] async for document in cursor}
 
     async def advance_jobs(self, advances: Sequence[Advance]) -> int:
         """`$max` each job's `nextRunAt`, if enabled and unchanged by clients; how many matched.
@@ -326,6 +334,8 @@ class WorkerStore:
             update: Document = {"$addToSet": {"activeRunIds": start.run_id}}
             if job.enabled:
                 update["$set"] = {"status": JobStatus.RUNNING.value}
+            if start.advance_to is not None:
+                update["$max"] = {"nextRunAt": start.advance_to}
             operations.append(UpdateOne(query, update))
         result = await self.jobs.bulk_write(operations, ordered=True)
         return result.matched_count

@@ -1,4 +1,5 @@
-"""Change streams on `cron_jobs` and `cron_runs`: resume from stored tokens, resync when lost."""
+"""When the worker next has work: the timetable of earliest due times, fed by lookups and by
+change streams on `cron_jobs` and `cron_runs` (resumed from stored tokens, resynced when lost)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 import structlog
@@ -18,7 +21,6 @@ from shared.runs import utc_now
 from worker.backoff import Backoff, Stopped, brief, persist
 from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.store import WorkerStore
-from worker.timetable import Timetable
 
 MAX_AWAIT_MS: Final = 1000
 # A getMore that returns empty much sooner than MAX_AWAIT_MS means the server does not wait
@@ -26,7 +28,7 @@ MAX_AWAIT_MS: Final = 1000
 # The pause doubles while the stream stays idle, up to what MongoDB itself waits per getMore, so
 # an idle worker makes at most one getMore per stream and second (a real server answers such a
 # getMore only after MAX_AWAIT_MS: there the pause never happens).
-IDLE_FIRST_SECONDS: Final = 0.05
+IDLE_FIRST_SECONDS: Final = 0.25
 IDLE_MAX_SECONDS: Final = MAX_AWAIT_MS / 1000
 TOKEN_SAVE_SECONDS: Final = 1.0
 # Under a steady flow of changes every getMore returns at once: reading them in batches at most
@@ -34,6 +36,140 @@ TOKEN_SAVE_SECONDS: Final = 1.0
 BATCH_PACE_SECONDS: Final = 0.1
 
 log = structlog.get_logger("worker.streams")
+
+
+# --- the timetable -----------------------------------------------------------------------
+
+# Update events whose changed fields are all among these cannot make a job due sooner.
+_IRRELEVANT_JOB_FIELDS = frozenset(
+    {
+        "status",
+        "lastRunAt",
+        "lastError",
+        "lastDurationMs",
+        "activeRunIds",
+        "runCount",
+        "failureCount",
+        "updatedAt",
+        "version",
+        "name",
+        "payload",
+        "payloadByAdmin",
+        "queuedRunId",
+    }
+)
+
+
+@dataclass
+class DueTime:
+    """The earliest known due time of one kind of work (scheduled jobs, or pending runs).
+
+    `at` None means "unknown: look now". `stale` means an event we could not interpret arrived:
+    look the earliest time up again (bounded by `at`, so the lookup stays cheap).
+    """
+
+    wake: asyncio.Event
+    at: datetime | None = None
+    stale: bool = True
+    _heard: datetime | None = field(default=None, repr=False)
+    _forgotten: bool = field(default=False, repr=False)
+
+    def heard(self, when: datetime) -> None:
+        """Something becomes due at `when`."""
+        if self._heard is None or when < self._heard:
+            self._heard = when
+        if self.at is None or when < self.at:
+            self.at = when
+            self.wake.set()
+
+    def unknown(self) -> None:
+        """Something changed in a way that may make work due sooner."""
+        self.stale = True
+        self.wake.set()
+
+    def forget(self) -> None:
+        """Nothing is known any more (resync): check at once."""
+        self.at = None
+        self.stale = True
+        self._forgotten = True
+        self.wake.set()
+
+    def lookup_started(self) -> None:
+        """A lookup begins: events from now on are kept, so the result cannot hide them."""
+        self.stale = False
+        self._heard = None
+        self._forgotten = False
+
+    def lookup_done(self, earliest: datetime) -> None:
+        """The lookup found `earliest` (or the horizon when nothing is due before it)."""
+        heard, self._heard = self._heard, None
+        if self._forgotten:
+            return  # a resync during the lookup: its answer may be outdated
+        self.at = min(earliest, heard) if heard is not None else earliest
+
+    def due(self, now: datetime) -> bool:
+        """Whether a claim pass is due now."""
+        return self.at is None or self.at <= now
+
+
+class Timetable:
+    """The two due times and the one event that wakes the run loop."""
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self.jobs = DueTime(self.wake)
+        self.pending = DueTime(self.wake)
+
+    def resync(self) -> None:
+        """Forget everything known (stream reopened without resuming)."""
+        self.jobs.forget()
+        self.pending.forget()
+
+    def on_job_change(self, change: Document) -> None:
+        """Interpret a `cron_jobs` change event; what cannot be interpreted triggers a lookup."""
+        operation = change.get("operationType")
+        if operation in ("insert", "replace"):
+            document = change.get("fullDocument")
+            if not isinstance(document, dict):
+                self.jobs.unknown()
+            elif document.get("enabled") is True:
+                self._job_at(document.get("nextRunAt"))
+        elif operation == "update":
+            self._job_updated(change.get("updateDescription"))
+        elif operation != "delete":  # drop, rename, dropDatabase: start over
+            self.resync()
+
+    def _job_updated(self, description: Any) -> None:
+        if not isinstance(description, dict):
+            # Servers that send no updateDescription (see the README): look again.
+            self.jobs.unknown()
+            return
+        fields = description.get("updatedFields") or {}
+        if isinstance(fields.get("nextRunAt"), datetime):
+            self.jobs.heard(fields["nextRunAt"])
+        elif {name.split(".")[0] for name in fields} - _IRRELEVANT_JOB_FIELDS or description.get(
+            "removedFields"
+        ):
+            self.jobs.unknown()
+
+    def _job_at(self, when: Any) -> None:
+        if isinstance(when, datetime):
+            self.jobs.heard(when)
+
+    def on_run_change(self, change: Document) -> None:
+        """Interpret a `cron_runs` change event (the stream only passes pending inserts)."""
+        document = change.get("fullDocument")
+        if change.get("operationType") != "insert" or not isinstance(document, dict):
+            self.pending.unknown()
+        elif document.get("status") == RunStatus.PENDING.value:
+            when = document.get("notBefore") or document.get("createdAt")
+            if isinstance(when, datetime):
+                self.pending.heard(when)
+            else:
+                self.pending.unknown()
+
+
+# --- the change streams ------------------------------------------------------------------
 
 # Only what can wake the worker: run-now requests and retries, and stream-level events. Slots
 # queued by the schedule stage are not followed: the worker that queued them claims them at

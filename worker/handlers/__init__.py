@@ -1,7 +1,7 @@
 """Handlers by job-type name; each module exposes `async def handle(ctx, payload)`."""
 
-from worker.context import Handler
 from worker.handlers import generate_report, http_request, noop, purge_sessions, send_email
+from worker.handlers.context import Handler
 
 HANDLERS: dict[str, Handler] = {
     "noop": noop.handle,

@@ -12,7 +12,7 @@ from shared.db import REPORTS, RUNS, Collection, Document
 from shared.job_types.generate_report import GenerateReportPayload, ReportType, period_bounds
 from shared.model import RunStatus
 from shared.schedule import ScheduleError, parse_timezone
-from worker.context import HandlerError, RunContext
+from worker.handlers.context import HandlerError, RunContext
 
 MAX_JOBS_IN_REPORT = 1000
 MAX_FAILURES_IN_REPORT = 200

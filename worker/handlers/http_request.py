@@ -19,8 +19,8 @@ from shared.job_types.http_request import HttpRequestPayload, own_endpoints
 from shared.job_types.http_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header
 from shared.job_types.limits import json_bytes
 from shared.settings import Settings
-from worker.context import HandlerError, RunContext
 from worker.handlers import redirects
+from worker.handlers.context import HandlerError, RunContext
 
 USER_AGENT = f"cronjobs/{__version__}"
 SNIPPET_CHARS = 500

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from shared.job_types.noop import NoopPayload
-from worker.context import HandlerError, RunContext
+from worker.handlers.context import HandlerError, RunContext
 
 
 async def handle(ctx: RunContext, payload: NoopPayload) -> dict[str, Any] | None:

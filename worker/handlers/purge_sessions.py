@@ -7,7 +7,7 @@ from typing import Any
 
 from shared import db as service_db
 from shared.job_types.purge_sessions import PurgeSessionsPayload
-from worker.context import HandlerError, RunContext
+from worker.handlers.context import HandlerError, RunContext
 
 # Never purge the service's own collections, whatever CRON_SESSIONS_COLLECTION says.
 _PROTECTED_COLLECTIONS = frozenset(

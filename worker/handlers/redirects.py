@@ -18,7 +18,7 @@ import httpx
 from shared import netguard
 from shared.job_types.http_request import HttpMethod
 from shared.settings import Settings
-from worker.context import PermanentHandlerError
+from worker.handlers.context import PermanentHandlerError
 
 MAX_REDIRECTS: Final = 3
 REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})

@@ -13,7 +13,7 @@ from shared.job_types import email_templates
 from shared.job_types.send_email import SendEmailPayload
 from shared.runs import error_summary
 from shared.settings import Settings
-from worker.context import HandlerError, RunContext
+from worker.handlers.context import HandlerError, RunContext
 
 
 async def handle(ctx: RunContext, payload: SendEmailPayload) -> dict[str, Any] | None:

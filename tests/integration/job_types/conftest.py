@@ -15,7 +15,7 @@ from shared.db import Database
 from shared.model import JobDocument, RunTrigger, idempotency_key, manual_slot_key
 from shared.settings import Settings
 from tests.integration.job_types.servers import SmtpSink, WebServer, free_port
-from worker.context import RunContext
+from worker.handlers.context import RunContext
 
 SIGNING_SECRET = "integration-signing-secret"
 

@@ -19,8 +19,8 @@ from shared.settings import Settings
 from tests.integration.job_types.conftest import SIGNING_SECRET, ContextFactory, configure
 from tests.integration.job_types.servers import WebServer, free_port
 from tests.integration.job_types.tls import self_signed
-from worker.context import HandlerError, RunContext
 from worker.handlers import http_request
+from worker.handlers.context import HandlerError, RunContext
 
 
 def _http(settings: Settings, web: WebServer, **changes: Any) -> Settings:

@@ -10,8 +10,8 @@ from shared.db import JOBS, Database
 from shared.job_types.purge_sessions import PurgeSessionsPayload
 from shared.settings import Settings
 from tests.integration.job_types.conftest import ContextFactory, configure
-from worker.context import HandlerError
 from worker.handlers import purge_sessions
+from worker.handlers.context import HandlerError
 
 PAYLOAD = {"inactiveDays": 30}
 

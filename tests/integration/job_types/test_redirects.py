@@ -13,8 +13,8 @@ from shared.settings import Settings
 from tests.integration.job_types.conftest import SIGNING_SECRET, ContextFactory, configure
 from tests.integration.job_types.servers import WebServer, free_port
 from tests.integration.job_types.test_http_request import FakeDns
-from worker.context import HandlerError, PermanentHandlerError
 from worker.handlers import http_request
+from worker.handlers.context import HandlerError, PermanentHandlerError
 
 CREDENTIALS = {"Authorization": "Bearer owner-token", "X-Api-Key": "k-123"}
 

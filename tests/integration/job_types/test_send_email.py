@@ -13,8 +13,8 @@ from shared.job_types.send_email import SendEmailPayload
 from shared.settings import Settings
 from tests.integration.job_types.conftest import ContextFactory, configure
 from tests.integration.job_types.servers import SmtpSink, free_port
-from worker.context import HandlerError
 from worker.handlers import send_email
+from worker.handlers.context import HandlerError
 
 PAYLOAD: dict[str, Any] = {
     "to": ["ada@example.com", "grace@example.org"],

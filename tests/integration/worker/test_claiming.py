@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from bson import ObjectId
 
 from shared import jobs_repo
@@ -54,19 +55,21 @@ async def skip_job_due_with_a_retry_and_a_run_now(db: Database) -> JobDocument:
     return job
 
 
+# The slot queued pending (then acquired), or queued already acquired by its worker.
+@pytest.mark.parametrize("held", [0, 1], ids=["queued-pending", "queued-acquired"])
 async def test_a_slot_a_run_now_and_a_retry_claimed_at_once_start_one_run(
-    db: Database, settings: Settings
+    db: Database, settings: Settings, held: int
 ) -> None:
     job = await skip_job_due_with_a_retry_and_a_run_now(db)
     barrier = asyncio.Barrier(3)
     stores = [InterleavingStore(db, f"w{index}", barrier) for index in range(3)]
     scheduling = Scheduler(stores[0], worker_settings(settings), asyncio.Event(), lambda: NOW)
-    enqueued = await scheduling.enqueue_due()
-    assert len(enqueued.fresh) == 1
+    enqueued = await scheduling.enqueue_due(held)
+    assert len(enqueued.fresh) == 1 and len(enqueued.carried) == held
     retry, manual = await runs_of(db, job.id, status="pending", trigger={"$ne": "schedule"})
     # Worker 0 claims the slot it just queued; workers 1 and 2 the retry and the run-now.
     passes: tuple[ClaimPass, ...] = await asyncio.gather(
-        claimer(stores[0], settings).claim(10, enqueued.fresh, enqueued.jobs),
+        claimer(stores[0], settings).claim(10, enqueued.fresh, enqueued.jobs, enqueued.carried),
         claimer(stores[1], settings).claim(10, [parse_run(retry)], None),
         claimer(stores[2], settings).claim(10, [parse_run(manual)], None),
     )

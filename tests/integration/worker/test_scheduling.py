@@ -42,12 +42,14 @@ class Node:
         self.claimer = Claimer(store, tuned, asyncio.Event(), clock)
 
     async def tick(self, capacity: int = 32) -> tuple[Enqueued, ClaimPass]:
-        """What the runner does in one tick: queue due slots, claim (fresh first)."""
-        enqueued = await self.scheduler.enqueue_due()
+        """What the runner does in one tick: queue due slots (up to `capacity` of them acquired
+        by this worker as they are queued), claim (fresh first)."""
+        enqueued = await self.scheduler.enqueue_due(capacity)
         _, claimed = await asyncio.gather(
-            self.scheduler.advance(enqueued),
-            self.claimer.claim(capacity, enqueued.fresh, enqueued.jobs),
+            self.scheduler.advance(enqueued.advances),
+            self.claimer.claim(capacity, enqueued.fresh, enqueued.jobs, enqueued.carried),
         )
+        await self.scheduler.advance(enqueued.uncarried(claimed.advanced))
         return enqueued, claimed
 
     async def started(self, capacity: int = 32) -> list[Claimed]:
@@ -247,6 +249,10 @@ class CountingStore(WorkerStore):
     reads = 0
     acquires = 0
 
+    def __init__(self, db: Database, worker_id: str) -> None:
+        super().__init__(db, worker_id)
+        self.advanced: list[ObjectId] = []
+
     async def due_jobs(self, now: datetime, limit: int) -> list[JobView]:
         self.reads += 1
         return await super().due_jobs(now, limit)
@@ -254,6 +260,10 @@ class CountingStore(WorkerStore):
     async def acquire_runs(self, *args: Any) -> Any:
         self.acquires += 1
         return await super().acquire_runs(*args)
+
+    async def advance_jobs(self, advances: Sequence[Any]) -> int:
+        self.advanced.extend(advance.job_id for advance in advances)
+        return await super().advance_jobs(advances)
 
 
 async def test_a_herd_is_queued_per_batch_and_claimed_over_several_passes(
@@ -268,7 +278,9 @@ async def test_a_herd_is_queued_per_batch_and_claimed_over_several_passes(
     passes = [first[1], second[1]] + [await worker.claimer.claim(8) for _ in range(3)]
     assert [len(result.claimed) for result in passes] == [8, 5, 8, 4, 0]
     assert store.reads == 2  # one read per batch of due jobs
-    assert store.acquires == 4  # one acquisition per pass that found runs
+    # Runs queued already acquired (up to the capacity of their tick) need no acquisition:
+    # only the two queue passes that found runs acquire.
+    assert store.acquires == 2
     claimed = [item.job_id for result in passes for item in result.claimed]
     assert sorted(claimed) == sorted(job.id for job in jobs)
 
@@ -351,3 +363,63 @@ async def test_an_edit_records_every_slot_that_was_due_and_not_yet_queued(
     # A worker arriving afterwards finds nothing left to record or run for those slots.
     assert await node(db, settings, "w1", clock=fixed(now)).started() == []
     assert len(await runs_of(db, moved.id)) == len(backlog)
+
+
+async def test_slots_queued_within_capacity_are_acquired_by_the_insert_itself(
+    db: Database, settings: Settings
+) -> None:
+    jobs = await due_every_second_jobs(db, 5)
+    store = CountingStore(db, "w1")
+    worker = node(db, settings, "w1", store=store)
+    enqueued = await worker.scheduler.enqueue_due(3)
+    statuses = Counter((run.status.value, run.worker_id) for run in enqueued.fresh)
+    assert statuses == Counter({("running", "w1"): 3, ("pending", None): 2})
+    stored = await db[RUNS].find({"status": "running", "workerId": "w1"}).to_list()
+    assert all(run["leaseExpiresAt"] > SLOT for run in stored) and len(stored) == 3
+    passed = await worker.claimer.claim(3, enqueued.fresh, enqueued.jobs)
+    assert (len(passed.claimed), passed.more, store.acquires) == (3, True, 0)
+    rest = await worker.claimer.claim(8)
+    assert (len(rest.claimed), store.acquires) == (2, 1)
+    started = {item.job_id for item in passed.claimed + rest.claimed}
+    assert started == {job.id for job in jobs}
+
+
+class RepeatingInsertStore(WorkerStore):
+    """The first insert applies but its answer is lost: the retried insert meets itself."""
+
+    async def insert_runs(self, documents: Sequence[dict[str, Any]]) -> set[int]:
+        await super().insert_runs(documents)
+        return await super().insert_runs(documents)
+
+
+async def test_a_retried_insert_that_meets_its_own_records_still_claims_them(
+    db: Database, settings: Settings
+) -> None:
+    job = await create_job(db, "* * * * * *")
+    await make_due(db, job.id, SLOT)
+    worker = node(db, settings, "w1", store=RepeatingInsertStore(db, "w1"))
+    enqueued, passed = await worker.tick()
+    assert not enqueued.others_queued
+    [item] = passed.claimed
+    [run] = await runs_of(db, job.id)
+    assert (run["_id"], run["status"], run["workerId"]) == (item.run_id, "running", "w1")
+
+
+async def test_the_start_write_of_a_held_run_carries_its_jobs_advance(
+    db: Database, settings: Settings
+) -> None:
+    """Started: no advance write of its own. Not started (renamed meanwhile): advanced alone."""
+    started, renamed = await due_every_second_jobs(db, 2)
+    store = CountingStore(db, "w1")
+    worker = node(db, settings, "w1", store=store)
+    plan = worker.scheduler.plan(await store.due_jobs(SLOT, 10), SLOT, capacity=2)
+    await db[JOBS].update_one({"_id": renamed.id}, {"$set": {"name": "x"}, "$inc": {"version": 1}})
+    enqueued = await worker.scheduler.enqueue(plan)
+    assert set(enqueued.carried) == {started.id, renamed.id} and enqueued.advances == []
+    passed = await worker.claimer.claim(2, enqueued.fresh, enqueued.jobs, enqueued.carried)
+    assert passed.advanced == {started.id}
+    await worker.scheduler.advance(enqueued.uncarried(passed.advanced))
+    assert store.advanced == [renamed.id]  # matches nothing: the job is due again, as edited
+    stored = {job.id: await job_of(db, job.id) for job in (started, renamed)}
+    assert stored[started.id]["nextRunAt"] == SLOT + timedelta(seconds=1)  # type: ignore[index]
+    assert stored[renamed.id]["nextRunAt"] == SLOT  # type: ignore[index]

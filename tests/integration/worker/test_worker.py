@@ -25,7 +25,7 @@ from tests.integration.worker.factory import (
     wait_for,
     wait_for_document,
 )
-from worker.context import RunContext
+from worker.handlers.context import RunContext
 from worker.runner import Worker
 
 

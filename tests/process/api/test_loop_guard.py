@@ -16,8 +16,8 @@ from shared.job_types.http_request import HttpRequestPayload
 from shared.model import JobDocument, RunTrigger, idempotency_key, manual_slot_key
 from shared.settings import Settings
 from tests.process.api.support import ApiProcess, auth, job_body
-from worker.context import HandlerError, RunContext
 from worker.handlers import http_request
+from worker.handlers.context import HandlerError, RunContext
 
 pytestmark = pytest.mark.process
 

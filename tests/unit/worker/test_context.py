@@ -16,7 +16,7 @@ from shared.registry import JobType, JobTypeRegistry
 from shared.runs import scheduled_run, utc_now
 from shared.settings import load_settings
 from worker.claiming import Claimed
-from worker.context import (
+from worker.handlers.context import (
     Executor,
     HandlerError,
     PermanentHandlerError,

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from shared.model import RunStatus
 from tests.unit.worker.test_context import claim, executor  # noqa: F401 - the fixture
-from worker.context import Executor
+from worker.handlers.context import Executor
 
 
 @pytest.fixture

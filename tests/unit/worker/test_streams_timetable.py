@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 
-from worker.timetable import Timetable
+from worker.streams import Timetable
 
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
