@@ -30,6 +30,8 @@ from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.scheduling import is_slot_of, next_slot
 from worker.store import Advance, JobView, Release, RunView, Start, WorkerStore
 
+# A pass with N free handlers reads up to N times this many due pending runs and picks N.
+READ_SPREAD: Final = 2
 # A retry meeting a run in progress (overlap `skip`) waits at least this long before its next try.
 MIN_DEFER_SECONDS: Final = 1.0
 
@@ -187,9 +189,9 @@ class Claimer:
         if fresh:
             return list(fresh[:capacity]), len(fresh) > capacity
         now = self.clock()
-        batch = self.settings.claim_batch_size
-        due = await self.store.due_pending(now, batch)
-        more = len(due) >= batch or len(due) > capacity
+        limit = min(self.settings.claim_batch_size, capacity * READ_SPREAD)
+        due = await self.store.due_pending(now, limit)
+        more = len(due) >= limit or len(due) > capacity
         # Several workers read the same queue: a random pick keeps most of them apart.
         return (random.sample(due, capacity) if len(due) > capacity else due), more
 

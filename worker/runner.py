@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,7 +27,7 @@ from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.outcomes import Finisher
 from worker.recovery import Recovery
 from worker.scheduling import Enqueued, Scheduler
-from worker.store import WorkerStore
+from worker.store import JobView, WorkerStore
 from worker.streams import DueTime, StreamHub, StreamsUnavailable, Timetable
 
 # With change streams the worker still looks at the database this often (a safety net).
@@ -36,6 +37,8 @@ LOOKUP_GAP_SECONDS: Final = 0.1
 # When every slot is busy, wait this long after the first handler finishes, so that the next
 # claim takes a batch instead of one run at a time.
 CAPACITY_BATCH_SECONDS: Final = 0.01
+# Due jobs read for later passes are used for this long, then read again.
+READ_AHEAD_SECONDS: Final = 0.5
 # Due jobs are read this long before their slot (the read's round trip is then off the lag).
 PREFETCH: Final = timedelta(milliseconds=50)
 # After the grace period, cancelled handlers get this long to unwind.
@@ -89,6 +92,10 @@ class Worker:
             self.store, settings.worker_name, self.timetable, self._fall_back_to_polling, metrics
         )
         self._last_lookup = {"jobs": 0.0, "pending": 0.0}
+        # Due jobs read and not yet planned (a herd), and when they were read.
+        self._read_ahead: list[JobView] = []
+        self._read_at = 0.0
+        self._read_full = False  # the last read was a full batch: more may be due
         self._executor: Executor | None = None
         self.cancel_wait_seconds = CANCEL_WAIT_SECONDS
         # Handlers still running after the cancel wait (they ignored cancellation).
@@ -173,9 +180,16 @@ class Worker:
         # A slot is read, planned and queued a moment before it is due (`notBefore` is the
         # slot: nobody starts it early), so that at the slot only the start write stands
         # between it and its handler.
+        capacity = self.capacity()
+        if capacity <= 0:  # the due jobs wait for a free handler here, or for another worker
+            return await self._claim_round(Enqueued())
         slot = max(now, jobs.at) if jobs.at else now
-        read = await self.scheduler.read_due(slot)
-        plan = self.scheduler.plan(read, max(slot, utc_now()), max(0, self.capacity()))
+        # Only as many as can start at once are queued (all acquired by this worker): the
+        # queue is for run-now, retries and slots queued by workers that died since.
+        plan = self.scheduler.plan(
+            await self._due_jobs(slot, capacity), max(slot, utc_now()), capacity
+        )
+        plan.more = bool(self._read_ahead) or self._read_full
         enqueued = await self.scheduler.enqueue(plan)
         if enqueued.others_queued:
             self._pending_now = True  # slots another worker queued: look at the queue too
@@ -218,6 +232,19 @@ class Worker:
         if not fresh:  # the queue was read: where does it stand now?
             await self._lookup("pending", pending, self.store.earliest_pending_time, None)
         return False
+
+    async def _due_jobs(self, slot: datetime, capacity: int) -> list[JobView]:
+        """Up to `capacity` due jobs, from a batch read ahead (one read serves several passes
+        of a herd; the start write is conditioned on the version read, so a read a moment old
+        is safe). Shuffled: workers reading the same due jobs then mostly queue different ones.
+        """
+        if not self._read_ahead or time.monotonic() - self._read_at > READ_AHEAD_SECONDS:
+            self._read_ahead = await self.scheduler.read_due(slot)
+            self._read_at = time.monotonic()
+            self._read_full = len(self._read_ahead) >= self.settings.claim_batch_size
+            random.shuffle(self._read_ahead)
+        taken, self._read_ahead = self._read_ahead[:capacity], self._read_ahead[capacity:]
+        return taken
 
     def _stale(self, kind: str, due: DueTime) -> bool:
         return due.stale and time.monotonic() - self._last_lookup[kind] >= LOOKUP_GAP_SECONDS

@@ -46,6 +46,8 @@ class Plan:
 
     jobs: list[JobView]
     now: datetime
+    # More jobs may be due than this plan covers: the runner plans again at once.
+    more: bool = False
     documents: list[Document] = field(default_factory=list)
     # (index in `documents`, job) of each queued run.
     queued: list[tuple[int, JobView]] = field(default_factory=list)
@@ -162,7 +164,7 @@ class Scheduler:
         return Enqueued(
             fresh=fresh,
             jobs={job.id: job for _, job in plan.queued},
-            more=len(plan.jobs) >= self.settings.claim_batch_size,
+            more=plan.more,
             advances=list(advances.values()),
             carried=carried,
             others_queued=len(fresh) < len(plan.queued),
@@ -171,7 +173,9 @@ class Scheduler:
     async def enqueue_due(self, capacity: int = 0) -> Enqueued:
         """Read the due jobs now, plan and record them (`read_due`, `plan`, `enqueue`)."""
         jobs = await self.read_due(self.clock())
-        return await self.enqueue(self.plan(jobs, self.clock(), capacity))
+        plan = self.plan(jobs, self.clock(), capacity)
+        plan.more = len(jobs) >= self.settings.claim_batch_size
+        return await self.enqueue(plan)
 
     async def advance(self, advances: Sequence[Advance]) -> None:
         """Move jobs past their recorded slots (one `bulk_write`, `$max`)."""

@@ -32,8 +32,9 @@ IDLE_FIRST_SECONDS: Final = 0.25
 IDLE_MAX_SECONDS: Final = MAX_AWAIT_MS / 1000
 TOKEN_SAVE_SECONDS: Final = 1.0
 # Under a steady flow of changes every getMore returns at once: reading them in batches at most
-# this often bounds the getMores per stream (the worker's own writes are most of the flow).
-BATCH_PACE_SECONDS: Final = 0.1
+# this often bounds the getMores per stream (the worker's own writes are most of the flow). Run-now
+# requests are then noticed within this long under a flow (within IDLE_MAX_SECONDS when idle).
+BATCH_PACE_SECONDS: Final = 0.5
 
 log = structlog.get_logger("worker.streams")
 
@@ -220,6 +221,8 @@ class ChangeWatcher:
         self.token: Any = None
         self._saved: Any = None
         self._saved_at = 0.0
+        # Token saves are best effort: an outage is logged when it starts and when it ends.
+        self._token_outage = Backoff("save resume token")
         self.log = log.bind(collection=collection)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -315,8 +318,9 @@ class ChangeWatcher:
         try:
             await self.store.save_token(self.key, self.token, utc_now())
         except PyMongoError as error:
-            self.log.warning("db.unavailable", operation="save resume token", error=brief(error))
+            self._token_outage.failed(error)  # `db.unavailable`, once per outage
             return
+        self._token_outage.succeeded()  # `db.available` if it had failed
         self._saved, self._saved_at = self.token, time.monotonic()
 
 

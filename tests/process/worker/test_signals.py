@@ -97,6 +97,11 @@ async def test_runs_of_a_sigkilled_worker_are_abandoned_and_retried_elsewhere(
         lambda: db[RUNS].find_one({"jobId": job.id, "status": "running"}), 6, "the run to start"
     )
     assert first["workerId"].startswith("doomed:")
+    # Its handler has started once the job lists the run (a slot is queued, already acquired,
+    # a moment before it starts).
+    await wait_for_document(
+        lambda: db[JOBS].find_one({"_id": job.id, "activeRunIds": first["_id"]}), 6, "the start"
+    )
     doomed.send(signal.SIGKILL)
     assert doomed.wait(5) == -signal.SIGKILL
     rescuer = spawn_worker("rescuer")
@@ -118,7 +123,7 @@ async def test_runs_of_a_sigkilled_worker_are_abandoned_and_retried_elsewhere(
     assert (retried["attempt"], retried["trigger"]) == (2, "retry")
     assert str(retried["workerId"]).startswith("rescuer:")
     stored = await wait_for_document(
-        lambda: db[JOBS].find_one({"_id": job.id, "runCount": 2}), 5, "job updated"
+        lambda: db[JOBS].find_one({"_id": job.id, "runCount": 2}), within, "job updated"
     )
     assert (stored["activeRunIds"], stored["status"], stored["failureCount"]) == ([], "idle", 1)
     assert rescuer.alive()
