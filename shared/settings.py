@@ -91,7 +91,12 @@ class Settings(BaseSettings):
         description="Stable worker name (defaults to the host name); used by --check and tokens.",
     )
     worker_concurrency: int = Field(32, ge=1, le=10_000, description="Handlers in flight.")
-    claim_batch_size: int = Field(200, ge=1, le=5000, description="Due jobs claimed per query.")
+    claim_batch_size: int = Field(
+        1000,
+        ge=1,
+        le=5000,
+        description="Due jobs read per query (a herd is worked off in such batches).",
+    )
     lease_seconds: float = Field(30, gt=0, description="Run lease length.")
     heartbeat_seconds: float = Field(
         5, gt=0, description="Lease renewal / heartbeat interval; 3 missed beats: worker dead."

@@ -202,6 +202,7 @@ class Worker:
         _, busy = await asyncio.gather(
             self.scheduler.advance(enqueued.advances), claim_at_the_slot()
         )
+        self.streams.herd(enqueued.more)
         if not enqueued.more:
             await self._lookup("jobs", jobs, self.store.earliest_job_time, None)
         return busy or enqueued.more
@@ -238,7 +239,8 @@ class Worker:
         of a herd; the start write is conditioned on the version read, so a read a moment old
         is safe). Shuffled: workers reading the same due jobs then mostly queue different ones.
         """
-        if not self._read_ahead or time.monotonic() - self._read_at > READ_AHEAD_SECONDS:
+        short = self._read_full and len(self._read_ahead) < capacity  # a full pass needs more
+        if short or not self._read_ahead or time.monotonic() - self._read_at > READ_AHEAD_SECONDS:
             self._read_ahead = await self.scheduler.read_due(slot)
             self._read_at = time.monotonic()
             self._read_full = len(self._read_ahead) >= self.settings.claim_batch_size

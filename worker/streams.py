@@ -35,6 +35,10 @@ TOKEN_SAVE_SECONDS: Final = 1.0
 # this often bounds the getMores per stream (the worker's own writes are most of the flow). Run-now
 # requests are then noticed within this long under a flow (within IDLE_MAX_SECONDS when idle).
 BATCH_PACE_SECONDS: Final = 0.5
+# While the run loop works off a herd it reads the due jobs itself, and queued runs wait for the
+# herd in any case: the streams are then read only this often (on the stand-in every getMore
+# scans the whole oplog; on MongoDB a getMore is cheap and the pause costs nothing either).
+HERD_READ_SECONDS: Final = 5.0
 
 log = structlog.get_logger("worker.streams")
 
@@ -209,9 +213,11 @@ class ChangeWatcher:
         pipeline: list[Document],
         on_change: Callable[[Document], None],
         on_resync: Callable[[], None],
+        flowing: asyncio.Event | None = None,
         metrics: WorkerMetrics = NULL_METRICS,
     ) -> None:
         self.store = store
+        self.flowing = flowing
         self.metrics = metrics
         self.collection = collection
         self.pipeline = pipeline
@@ -275,6 +281,8 @@ class ChangeWatcher:
     async def _consume(self, stream: AsyncChangeStream[Document], stop: asyncio.Event) -> None:
         idle = IDLE_FIRST_SECONDS
         while not stop.is_set():
+            if self.flowing is not None and _locally_buffered(stream) == 0:
+                await _hold(self.flowing, stop)
             began = time.monotonic()
             change = await stream.try_next()
             if change is None:
@@ -333,6 +341,22 @@ def _locally_buffered(stream: AsyncChangeStream[Document]) -> int | None:
     return len(buffered) if buffered is not None else None
 
 
+async def _hold(flowing: asyncio.Event, stop: asyncio.Event) -> None:
+    """Wait until the herd is worked off, at most HERD_READ_SECONDS (or until `stop`)."""
+    if flowing.is_set():
+        return
+    stopped = asyncio.ensure_future(stop.wait())
+    resumed = asyncio.ensure_future(flowing.wait())
+    await asyncio.wait((stopped, resumed), timeout=HERD_READ_SECONDS, return_when="FIRST_COMPLETED")
+    await _cancel_all(stopped, resumed)
+
+
+async def _cancel_all(*tasks: asyncio.Future[Any]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def _sleep(seconds: float, stop: asyncio.Event) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
@@ -350,6 +374,9 @@ class StreamHub:
         metrics: WorkerMetrics = NULL_METRICS,
     ) -> None:
         self.on_unsupported = on_unsupported
+        # Cleared while the run loop works off a herd (see HERD_READ_SECONDS).
+        self.flowing = asyncio.Event()
+        self.flowing.set()
         self.watchers = [
             ChangeWatcher(
                 store,
@@ -358,6 +385,7 @@ class StreamHub:
                 pipeline=[],
                 on_change=timetable.on_job_change,
                 on_resync=timetable.resync,
+                flowing=self.flowing,
                 metrics=metrics,
             ),
             ChangeWatcher(
@@ -367,11 +395,19 @@ class StreamHub:
                 pipeline=RUNS_PIPELINE,
                 on_change=timetable.on_run_change,
                 on_resync=timetable.resync,
+                flowing=self.flowing,
                 metrics=metrics,
             ),
         ]
         self._tasks: list[asyncio.Task[None]] = []
         self._unsupported = False
+
+    def herd(self, working: bool) -> None:
+        """The run loop starts (True) or ends (False) working off a herd of due jobs."""
+        if working:
+            self.flowing.clear()
+        else:
+            self.flowing.set()
 
     def start(self, stop: asyncio.Event) -> None:
         """Start watching (in background tasks)."""

@@ -35,13 +35,24 @@ from tests.integration.worker.factory import (
 )
 from tests.support import external_mongodb_uri
 from worker.store import WorkerStore
-from worker.streams import BATCH_PACE_SECONDS, ChangeWatcher, StreamsUnavailable
+from worker.streams import (
+    BATCH_PACE_SECONDS,
+    HERD_READ_SECONDS,
+    ChangeWatcher,
+    StreamsUnavailable,
+)
 
 
 class Recorder:
     """A watcher on `cron_jobs` whose events and resyncs are kept for inspection."""
 
-    def __init__(self, db: Database, name: str, pipeline: list[Document] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        name: str,
+        pipeline: list[Document] | None = None,
+        flowing: asyncio.Event | None = None,
+    ) -> None:
         self.events: list[Document] = []
         self.resyncs = 0
         self.stop = asyncio.Event()
@@ -52,6 +63,7 @@ class Recorder:
             pipeline=pipeline or [],
             on_change=self.events.append,
             on_resync=self._resynced,
+            flowing=flowing,
         )
 
     def _resynced(self) -> None:
@@ -196,3 +208,34 @@ async def test_a_steady_flow_of_changes_is_read_in_paced_batches(
     # Unpaced, about one getMore per change (~100); paced, one per BATCH_PACE_SECONDS (~4).
     assert BATCH_PACE_SECONDS == 0.5
     assert paced <= 30, paced
+
+
+async def test_streams_wait_while_a_herd_is_worked_off_and_read_at_once_after(
+    db: Database, settings: Settings
+) -> None:
+    counter = GetMoreCounter()
+    client = create_client(settings, event_listeners=[counter])
+    flowing = asyncio.Event()
+    flowing.set()
+    recorder = Recorder(get_database(client, settings), "herd", flowing=flowing)
+    try:
+        async with watching(recorder):
+            await wait_for(lambda: _true(recorder.resyncs), 5, "stream opened")
+            await db[JOBS].insert_one({"name": "before-the-herd"})
+            await wait_for(lambda: _true(recorder.inserted_names()), 5, "the first event")
+            flowing.clear()  # the run loop works off a herd
+            # A getMore already under way (MongoDB holds an idle one up to 1 s) may still end.
+            await asyncio.sleep(1.2)
+            before = counter.get_mores
+            for index in range(40):  # one change every 25 ms for 1 s
+                await db[JOBS].insert_one({"name": f"herd-{index}"})
+                await asyncio.sleep(0.025)
+            held = counter.get_mores - before
+            seen_while_held = len(recorder.inserted_names())
+            flowing.set()  # the herd is over
+            await wait_for(lambda: _true(len(recorder.inserted_names()) == 41), 3, "the events")
+    finally:
+        await client.close()
+    assert HERD_READ_SECONDS >= 2  # the 1 s flow above falls within one hold
+    assert held == 0, held
+    assert seen_while_held == 1
