@@ -108,7 +108,14 @@ class JobValidator:
         errors: list[FieldError] = []
         type_known = self._check_type(spec.type, caller, errors)
         schedule = self.check_schedule(
-            spec.cron, spec.timezone, caller, errors, now, every=spec.every, run_at=spec.run_at
+            spec.cron,
+            spec.timezone,
+            caller,
+            errors,
+            now,
+            every=spec.every,
+            anchor_at=spec.start_at,
+            run_at=spec.run_at,
         )
         errors.extend(check_bounds(spec, schedule, before, now))
         if spec.options.timeout_seconds > self.settings.max_timeout_seconds:
