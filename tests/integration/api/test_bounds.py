@@ -205,4 +205,7 @@ async def test_the_openapi_document_describes_the_new_fields(api: Api) -> None:
         ), field
     out = next(name for name in schemas if name.startswith("JobOut") and name != "JobOut")
     assert "scheduledSuccessCount" in schemas[out]["properties"]
-    assert "completed" in str(schemas[out]["properties"]["status"])
+    status = schemas[out]["properties"]["status"]
+    if "$ref" in status:
+        status = schemas[status["$ref"].rsplit("/", 1)[1]]
+    assert "completed" in str(status)
