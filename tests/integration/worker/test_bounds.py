@@ -165,3 +165,29 @@ async def test_two_racing_workers_run_each_one_off_once(db: Database, settings: 
     assert len(slots) == len(jobs)
     for job in jobs:
         assert len(await runs_of(db, job.id)) == 1
+
+
+async def test_concurrent_successes_complete_the_job_at_the_max_runs_th(
+    db: Database, settings: Settings
+) -> None:
+    job = await create_job(
+        db, "0 * * * *", now=T0, max_runs=3, overlapPolicy="allow", misfireGraceSeconds=7200
+    )
+    await make_due(db, job.id, SLOT)
+    first_node = at(db, settings, SLOT + LATE, "w1")
+    [first] = await first_node.started()
+    second_node = at(db, settings, SLOT + HOUR + LATE, "w2")
+    [second] = await second_node.started()
+    # Two workers finish their slots at once, the job having one success already.
+    await first_node.store.jobs.update_one({"_id": job.id}, {"$set": {"scheduledSuccessCount": 1}})
+    await asyncio.gather(
+        finish(first_node, first, RunStatus.SUCCEEDED, SLOT + HOUR + timedelta(seconds=1)),
+        finish(second_node, second, RunStatus.SUCCEEDED, SLOT + HOUR + timedelta(seconds=1)),
+    )
+    done = await stored(db, job.id)
+    assert (done["scheduledSuccessCount"], done["status"], done["nextRunAt"]) == (
+        3,
+        "completed",
+        None,
+    )
+    assert done["activeRunIds"] == []
