@@ -8,8 +8,10 @@ from http import HTTPStatus
 from typing import Any, Final
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_snake
 
 from api.auth import Principal
+from api.bounds_rules import check_bounds
 from api.errors import ApiError, field_error, invalid, plain_message
 from api.schemas.common import FieldError
 from api.schemas.jobs import JobReplace
@@ -18,6 +20,7 @@ from shared.job_schedule import SCHEDULE_KINDS, SlotSchedule, schedule_of
 from shared.job_types.limits import json_depth
 from shared.jobs_repo import JobSpec
 from shared.model import JobOptions, RetryPolicy
+from shared.one_off import OneOffSchedule
 from shared.registry import JobTypeRegistry, PayloadContext, PayloadRuleError
 from shared.schedule import Schedule, ScheduleError, parse_timezone
 from shared.schedule_gaps import shortest_gap
@@ -30,7 +33,8 @@ INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 # PATCH fields after which the payload is judged by the caller's rules, not the previous ones.
 PAYLOAD_RULE_FIELDS: Final = frozenset({"payload", "type"})
-SCHEDULE_KINDS_SET: Final = frozenset(SCHEDULE_KINDS)
+# The schedule kinds by Python name (a PATCH's changes are keyed so).
+SCHEDULE_KINDS_SET: Final = frozenset(to_snake(kind) for kind in SCHEDULE_KINDS)
 
 
 def spec_from_body(body: JobReplace, settings: Settings, *, by_admin: bool) -> JobSpec:
@@ -50,6 +54,10 @@ def spec_from_body(body: JobReplace, settings: Settings, *, by_admin: bool) -> J
         type=body.type,
         cron=body.cron,
         every=body.every,
+        run_at=body.run_at,
+        start_at=body.start_at,
+        end_at=body.end_at,
+        max_runs=body.max_runs,
         timezone=body.timezone,
         payload=body.payload,
         enabled=body.enabled,
@@ -86,13 +94,30 @@ class JobValidator:
         self.settings = settings
         self.registry = registry
 
-    def validate(self, spec: JobSpec, caller: Principal, now: datetime | None = None) -> JobSpec:
-        """The normalised spec; ApiError 403 (admin-only type) or 422 naming every bad field."""
+    def validate(
+        self,
+        spec: JobSpec,
+        caller: Principal,
+        now: datetime | None = None,
+        before: JobSpec | None = None,
+    ) -> JobSpec:
+        """The normalised spec; ApiError 403 (admin-only type) or 422 naming every bad field.
+
+        `before`: the stored job of an edit (instants it already had may lie in the past)."""
+        now = now or datetime.now(UTC)
         errors: list[FieldError] = []
         type_known = self._check_type(spec.type, caller, errors)
         schedule = self.check_schedule(
-            spec.cron, spec.timezone, caller, errors, now, every=spec.every
+            spec.cron,
+            spec.timezone,
+            caller,
+            errors,
+            now,
+            every=spec.every,
+            anchor_at=spec.start_at,
+            run_at=spec.run_at,
         )
+        errors.extend(check_bounds(spec, schedule, before, now))
         if spec.options.timeout_seconds > self.settings.max_timeout_seconds:
             errors.append(
                 field_error(
@@ -110,6 +135,8 @@ class JobValidator:
         zone = parse_timezone(spec.timezone).key
         if isinstance(schedule, IntervalSchedule):
             return spec.replace(every=schedule.every, timezone=zone)
+        if isinstance(schedule, OneOffSchedule):
+            return spec.replace(run_at=schedule.at, timezone=zone)
         assert isinstance(schedule, Schedule)
         return spec.replace(cron=schedule.cron, timezone=zone)
 
@@ -133,10 +160,11 @@ class JobValidator:
         *,
         every: str | None = None,
         anchor_at: datetime | None = None,
+        run_at: datetime | None = None,
     ) -> SlotSchedule | None:
-        """The parsed schedule (exactly one of `cron` / `every`), or None with the errors of
-        the schedule field and the time zone appended. `anchor_at`: an interval's grid origin
-        (default: now)."""
+        """The parsed schedule (exactly one of `cron` / `every` / `run_at`, without bounds), or
+        None with the errors of the schedule field and the time zone appended. `anchor_at`: an
+        interval's grid origin (default: now)."""
         now = now or datetime.now(UTC)
         zone_known = True
         try:
@@ -150,6 +178,7 @@ class JobValidator:
                 every=every,
                 anchor_at=anchor_of(anchor_at or now),
                 timezone=timezone if zone_known else "UTC",
+                run_at=run_at,
             )
         except ScheduleError as error:
             errors.append(field_error(error.field or "cron", error.message))
@@ -157,7 +186,7 @@ class JobValidator:
         if not zone_known:
             return None
         kind = "every" if every is not None else "cron"
-        if not caller.is_admin:
+        if not caller.is_admin and run_at is None:
             errors.extend(self._below_minimum(schedule, kind, now))
         return schedule
 

@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         (
             "resume",
             "enable a job: a cron continues from now; an interval continues on its grid "
-            "(the slots it skipped while paused are recorded missed)",
+            "(the slots it skipped while paused are recorded missed); a job with no slot left "
+            "(past endAt, maxRuns reached, a one-off past runAt) is completed",
             cli_jobs.jobs_resume,
         ),
         ("run-now", "queue a manual run (the schedule does not move)", cli_jobs.jobs_run_now),

@@ -21,6 +21,7 @@ JOB_COLUMNS = (
     "type",
     "cron",
     "every",
+    "runAt",
     "timezone",
     "status",
     "nextRunAt",

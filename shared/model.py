@@ -20,6 +20,8 @@ class JobStatus(StrEnum):
     RUNNING = "running"
     FAILED = "failed"
     PAUSED = "paused"
+    # No slot left: past `endAt`, `maxRuns` reached, or a one-off that ran (shared/bounds.py).
+    COMPLETED = "completed"
 
 
 class RunStatus(StrEnum):
@@ -108,12 +110,20 @@ class JobDocument(JobOptions):
     owner_id: str
     name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH)
     type: str
-    # Exactly one schedule kind is set (see shared/job_schedule.py): `cron` or `every`.
+    # Exactly one schedule kind is set (see shared/job_schedule.py): `cron`, `every`, `runAt`.
     cron: str | None = None
     # An ISO 8601 duration ("PT90M"): slots at anchorAt + k x every, elapsed time in UTC.
     every: str | None = None
     # Interval jobs: the grid's origin (creation or the last change of `every`), whole seconds.
     anchor_at: datetime | None = None
+    # One-off jobs: the single slot (the third schedule kind, shared/one_off.py).
+    run_at: datetime | None = None
+    # Bounds (shared/bounds.py): slots only within [startAt, endAt]; at most maxRuns successes.
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    max_runs: int | None = None
+    # Scheduled slots that succeeded (a retry's success counts for its slot): vs `maxRuns`.
+    scheduled_success_count: int = 0
     timezone: str = "UTC"
     payload: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True

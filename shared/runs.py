@@ -49,6 +49,7 @@ class RunReason(StrEnum):
     SUMMARISED = "missed: more due slots of this job (summarised, see missedCount)"
     MISFIRE_SKIP = "missed: not started within its start tolerance (misfirePolicy skip)"
     MISFIRE_GRACE = "missed: not started within misfireGraceSeconds (misfirePolicy runOnce)"
+    COMPLETED = "skipped: the job is completed (no slot left, or maxRuns reached)"
     OVERLAP = "skipped: the previous run is still active (overlapPolicy skip)"
     WORKER_SHUTDOWN = "worker shutdown"
     LEASE_EXPIRED = "lease expired: its worker stopped renewing it"

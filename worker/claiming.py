@@ -26,6 +26,7 @@ from shared.model import MisfirePolicy, RunStatus, RunTrigger
 from shared.runs import RunReason, utc_now
 from shared.settings import Settings
 from worker.backoff import persist
+from worker.completion import ends_schedule, is_completed, is_scheduled
 from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.scheduling import is_slot_of, next_slot
 from worker.store import Advance, JobView, Release, RunView, Start, WorkerStore
@@ -87,7 +88,8 @@ class Judgement:
 def judge(run: RunView, job: JobView | None, now: datetime, *, busy: bool) -> Judgement:
     """The one decision about starting `run`, on its job as read (`busy`: a run is active).
 
-    Deleted job: skipped. Paused: skipped (a run-now of a paused job still runs). A queued
+    Deleted job: skipped. Paused: skipped (a run-now of a paused job still runs). Completed:
+    a scheduled slot or its retry is skipped (a run-now still runs). A queued
     slot the schedule no longer has: skipped ("rescheduled"); one the schedule stage has
     queued a later slot after: missed ("a later slot was already due"). Past its start deadline:
     missed. Overlap `skip` with a run in progress: a retry waits, anything else is skipped.
@@ -96,10 +98,13 @@ def judge(run: RunView, job: JobView | None, now: datetime, *, busy: bool) -> Ju
         return Judgement(Verdict.SKIP, RunReason.JOB_DELETED)
     if run.trigger is not RunTrigger.MANUAL and not job.enabled:
         return Judgement(Verdict.SKIP, RunReason.PAUSED)
+    if is_completed(job) and is_scheduled(run):
+        return Judgement(Verdict.SKIP, RunReason.COMPLETED)
     if run.trigger is RunTrigger.SCHEDULE:
         if not is_slot_of(job, run.scheduled_for):
             return Judgement(Verdict.SKIP, RunReason.RESCHEDULED)
-        if job.next_run_at is not None and next_slot(job, run.scheduled_for) < job.next_run_at:
+        following = next_slot(job, run.scheduled_for)
+        if job.next_run_at is not None and following is not None and following < job.next_run_at:
             # The schedule stage has queued a later slot since: only the latest one runs (when
             # claims fall behind, each job keeps one runnable slot, never a catch-up storm).
             return Judgement(Verdict.MISS, RunReason.SUPERSEDED)
@@ -211,7 +216,7 @@ class Claimer:
             if judgement.verdict is Verdict.START and job is not None:
                 advance = carried.get(job.id) if run.trigger is RunTrigger.SCHEDULE else None
                 carry = advance.next_run_at if advance and advance.version == job.version else None
-                starts.append(Start(run.id, job, carry))
+                starts.append(Start(run.id, job, carry, scheduled=is_scheduled(run)))
             else:
                 releases.append(self._release(run, job, judgement, now))
         matched = await persist(
@@ -224,12 +229,33 @@ class Claimer:
         await persist(
             lambda: self.store.release_runs(releases, now), what="release runs", stop=self.stop
         )
+        await self._complete_ended(releases, {run.id: run for run in runs}, jobs)
         for release in releases:
             if release.status is not RunStatus.PENDING:
                 self.metrics.slot_recorded(release.status.value, release.error)
         by_id = {run.id: run for run in runs}
         advanced = {start.job.id for start in started if start.advance_to is not None}
         return [Claimed(by_id[start.run_id], start.job) for start in started], advanced
+
+    async def _complete_ended(
+        self,
+        releases: Sequence[Release],
+        runs: Mapping[ObjectId, RunView],
+        jobs: Mapping[ObjectId, JobView],
+    ) -> None:
+        """Jobs whose last slot was just released unrun (missed, skipped) are `completed`."""
+        ended = {}
+        for release in releases:
+            run = runs[release.run_id]
+            job = jobs.get(run.job_id)
+            if job is not None and ends_schedule(run, job, release.status):
+                ended[job.id] = job.version
+        if ended:
+            await persist(
+                lambda: self.store.complete_jobs(list(ended.items())),
+                what="complete jobs",
+                stop=self.stop,
+            )
 
     async def _settle_lost_starts(
         self, starts: list[Start], runs: dict[ObjectId, RunView]
@@ -246,7 +272,7 @@ class Claimer:
             job = current.get(start.job.id)
             if job is not None and start.run_id in job.active_run_ids:
                 # It did apply (a retried write), its carried advance with it.
-                started.append(Start(start.run_id, job, start.advance_to))
+                started.append(Start(start.run_id, job, start.advance_to, start.scheduled))
                 continue
             run = runs[start.run_id]
             busy = bool(job and set(job.active_run_ids) - {start.run_id})

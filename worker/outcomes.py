@@ -21,6 +21,7 @@ from shared.db import Document
 from shared.model import JobStatus, RetryPolicy, RunStatus
 from shared.runs import error_summary, retry_run
 from worker.backoff import Backoff, is_transient
+from worker.completion import Completion, completion_of, is_scheduled
 from worker.metrics import NULL_METRICS, WorkerMetrics
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ class Outcome:
     job_status: JobStatus | None = None
     # False when the run document was already finalised (the reaper's conditional update).
     update_run: bool = True
+    # A scheduled slot that succeeded: counted in the job's `scheduledSuccessCount` (maxRuns).
+    counts_success: bool = False
+    # This attempt completes its job (its last slot, or the maxRuns-th success), conditionally.
+    completes: Completion | None = None
 
     @property
     def duration_ms(self) -> int:
@@ -109,6 +114,7 @@ def conclude(
         not_before = ended_at + timedelta(seconds=delay)
         retry = retry_run(run.raw, not_before=not_before, now=ended_at)
     job_status = JobStatus.FAILED if failed and retry is None else JobStatus.IDLE
+    succeeded = status is RunStatus.SUCCEEDED
     return Outcome(
         run_id=run.id,
         job_id=run.job_id,
@@ -119,6 +125,8 @@ def conclude(
         result=result,
         retry=retry,
         job_status=job_status,
+        counts_success=succeeded and is_scheduled(run),
+        completes=completion_of(run, job, status, retried=retry is not None),
     )
 
 

@@ -2,6 +2,9 @@
 
 For each due job: the latest due slot is queued as a `pending` run carrying its start deadline,
 earlier due slots are recorded `missed` (bounded), and `nextRunAt` moves forward with `$max`.
+No slot outside the job's bounds (`startAt`, `endAt`) is ever queued; when none is left after
+the queued one, `nextRunAt` becomes null (worker/completion.py completes the job when that
+last slot is decided), and a job with `maxRuns` successes reached is `completed` here.
 The unique `(jobId, slot, attempt)` index keeps one record per slot whatever the number of
 workers. Slot arithmetic is pure (the functions below the class).
 """
@@ -18,12 +21,14 @@ from typing import Final
 import structlog
 from bson import ObjectId
 
+from shared.bounds import next_or_none
 from shared.db import Document
-from shared.job_schedule import SlotSchedule, schedule_of
+from shared.job_schedule import SlotSchedule
 from shared.model import MisfirePolicy, RunStatus
 from shared.runs import RunReason, scheduled_run, slot_record, utc_now
 from shared.settings import Settings
 from worker.backoff import persist
+from worker.completion import BoundedKey, bounded_key, bounded_schedule, max_runs_reached
 from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.store import Advance, JobView, RunView, WorkerStore, parse_run
 
@@ -107,6 +112,9 @@ class Scheduler:
         lease = (self.store.worker_id, now + self.lease)
         memo: dict[tuple[ScheduleKey, datetime], DueSlots] = {}
         for job in jobs:
+            if max_runs_reached(job):  # a stale advance revived it: nothing more to run
+                plan.advances[job.id] = Advance(job.id, job.version, None, complete=True)
+                continue
             key = (schedule_key(job), job.next_run_at or now)
             try:
                 slots = memo.get(key) or due_slots(
@@ -119,7 +127,9 @@ class Scheduler:
             except ValueError as error:  # ScheduleError, or a schedule that never fires again
                 plan.unusable.append((job, getattr(error, "message", str(error))))
                 continue
-            plan.advances[job.id] = Advance(job.id, job.version, slots.next_run_at)
+            # No slot left and none queued now: the last one is decided, the job is completed.
+            complete = slots.next_run_at is None and slots.latest is None
+            plan.advances[job.id] = Advance(job.id, job.version, slots.next_run_at, complete)
             if slots.latest is None:
                 continue
             deadline = start_deadline(job, slots.latest, self.threshold)
@@ -156,10 +166,13 @@ class Scheduler:
         self.metrics.records_inserted(documents, duplicates)  # the `missed` ones count
         fresh = [parse_run(documents[index]) for index, _ in plan.queued if index not in duplicates]
         advances = dict(plan.advances)
+        # An advance that ends the schedule (`nextRunAt` null) is a `$set`: never carried.
         carried = {
             run.job_id: advances.pop(run.job_id)
             for run in fresh
-            if run.status is RunStatus.RUNNING and run.job_id in advances
+            if run.status is RunStatus.RUNNING
+            and run.job_id in advances
+            and advances[run.job_id].next_run_at is not None
         }
         return Enqueued(
             fresh=fresh,
@@ -225,35 +238,31 @@ def _missed_records(job: JobView, slots: DueSlots, now: datetime) -> list[Docume
 # --- pure slot arithmetic ------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4096)
 def schedule_for(
     cron: str | None,
     timezone: str,
     every: str | None = None,
     anchor_at: datetime | None = None,
 ) -> SlotSchedule:
-    """The parsed schedule (cached: a herd of jobs usually shares a few schedules)."""
-    return schedule_of(cron=cron, every=every, anchor_at=anchor_at, timezone=timezone)
+    """The parsed schedule of a cron or interval without bounds (cached)."""
+    return bounded_schedule((cron, timezone, every, anchor_at, None, None, None))
 
 
-# What identifies a job's schedule: (cron, timezone, every, anchorAt).
-ScheduleKey = tuple[str | None, str, str | None, datetime | None]
-
-
-def schedule_key(job: JobView) -> ScheduleKey:
-    """The fields a job's schedule is built from."""
-    return (job.cron, job.timezone, job.every, job.anchor_at)
+# What identifies a job's schedule: (cron, timezone, every, anchorAt, runAt, startAt, endAt).
+ScheduleKey = BoundedKey
+schedule_key = bounded_key
 
 
 def job_schedule(job: JobView) -> SlotSchedule:
     """The schedule of a job as read: its cron, or its interval on its anchor."""
-    return schedule_for(*schedule_key(job))
+    return bounded_schedule(schedule_key(job))
 
 
 @lru_cache(maxsize=65_536)
-def _next_after(key: ScheduleKey, instant: datetime) -> datetime:
-    """The first fire time after `instant` (cached: a herd asks the same question many times)."""
-    return schedule_for(*key).next_after(instant)
+def _next_after(key: ScheduleKey, instant: datetime) -> datetime | None:
+    """The first fire time after `instant`, None if none is left (cached: a herd asks the
+    same question many times)."""
+    return next_or_none(bounded_schedule(key), instant)
 
 
 def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> datetime:
@@ -261,10 +270,15 @@ def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> dateti
 
     A slot is on time if it starts within its *start tolerance*: a tenth of the job's interval
     at that slot, at least 1 s, at most CRON_MISFIRE_THRESHOLD_SECONDS. Later, it is a misfire:
-    `skip` never runs it; `runOnce` still runs it within `misfireGraceSeconds`.
+    `skip` never runs it; `runOnce` still runs it within `misfireGraceSeconds`. The interval is
+    the schedule's without its bounds (the last slot before `endAt` keeps its tolerance); a
+    one-off has none, its tolerance is the threshold.
     """
-    interval = _next_after(schedule_key(job), slot) - slot
-    tolerance = min(threshold, max(_SECOND, interval * ON_TIME_SHARE))
+    unbounded = (*schedule_key(job)[:5], None, None)
+    following = _next_after(unbounded, slot)
+    tolerance = threshold
+    if following is not None:
+        tolerance = min(threshold, max(_SECOND, (following - slot) * ON_TIME_SHARE))
     if job.options.misfire_policy is MisfirePolicy.SKIP:
         return slot + tolerance
     return slot + max(tolerance, timedelta(seconds=job.options.misfire_grace_seconds))
@@ -278,8 +292,8 @@ def is_slot_of(job: JobView, slot: datetime) -> bool:
         return False
 
 
-def next_slot(job: JobView, slot: datetime) -> datetime:
-    """The job's first slot after `slot` (its schedule is known to be usable)."""
+def next_slot(job: JobView, slot: datetime) -> datetime | None:
+    """The job's first slot after `slot`, None past its last (its schedule is usable)."""
     return _next_after(schedule_key(job), slot)
 
 
@@ -294,15 +308,15 @@ class DueSlots:
     # Due slots beyond `missed`, summarised in one record: its first slot and how many.
     summary_from: datetime | None
     summary_count: int
-    # The first slot after now: the job's new `nextRunAt`.
-    next_run_at: datetime
+    # The first slot after now: the job's new `nextRunAt`; None when the schedule is over.
+    next_run_at: datetime | None
 
 
 def due_slots(
     schedule: SlotSchedule, next_run_at: datetime, now: datetime, max_records: int
 ) -> DueSlots:
     """Which slots from `next_run_at` up to `now` are due, and where the schedule goes next."""
-    following = schedule.next_after(now)
+    following = next_or_none(schedule, now)
     latest = _latest_slot(schedule, next_run_at, now)
     if latest is None:
         return DueSlots(None, (), None, 0, following)

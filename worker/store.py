@@ -26,6 +26,8 @@ from worker.outcomes import FAILED_STATUSES, Outcome
 DUPLICATE_KEY: Final = 11000
 RUNNING: Final = RunStatus.RUNNING.value
 PENDING: Final = RunStatus.PENDING.value
+COMPLETED: Final = JobStatus.COMPLETED.value
+NOT_COMPLETED: Final = {"$ne": COMPLETED}
 FAILED_STATUS_VALUES: Final = frozenset(status.value for status in FAILED_STATUSES)
 # Below every ObjectId: `activeRunIds > LOWEST_ID` matches jobs with an active run (an index range).
 LOWEST_ID: Final = ObjectId(b"\x00" * 12)
@@ -50,7 +52,7 @@ class JobView:
     owner_id: str
     name: str
     type: str
-    # Exactly one schedule kind: a cron, or an interval with its anchor.
+    # Exactly one schedule kind: a cron, an interval with its anchor, or a one-off.
     cron: str | None
     every: str | None
     anchor_at: datetime | None
@@ -62,6 +64,13 @@ class JobView:
     options: JobOptions
     # The stored document, for handlers (parsed into JobDocument when a run executes).
     raw: Document
+    run_at: datetime | None = None
+    # Bounds (worker/completion.py): slots within [startAt, endAt], at most maxRuns successes.
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    max_runs: int | None = None
+    scheduled_success_count: int = 0
+    status: JobStatus | None = None
 
     @property
     def overlap_skip(self) -> bool:
@@ -96,7 +105,24 @@ def parse_job(document: Document) -> JobView:
         active_run_ids=tuple(active) if isinstance(active, list) else (),
         options=options,
         raw=document,
+        run_at=document.get("runAt"),
+        start_at=document.get("startAt"),
+        end_at=document.get("endAt"),
+        max_runs=_int_or_none(document.get("maxRuns")),
+        scheduled_success_count=_int_or_none(document.get("scheduledSuccessCount")) or 0,
+        status=_status(document.get("status")),
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _status(value: Any) -> JobStatus | None:
+    try:
+        return JobStatus(value)
+    except ValueError:
+        return None
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -146,11 +172,16 @@ def parse_run(document: Document) -> RunView:
 
 @dataclass(frozen=True, slots=True)
 class Advance:
-    """Move a job's `nextRunAt` forward (`$max`) if no client wrote it since `version`."""
+    """Move a job's `nextRunAt` forward (`$max`) if no client wrote it since `version`.
+
+    None: the schedule has no slot left (`nextRunAt` null); with `complete` the job is also
+    `completed` (nothing was queued: its last slot is decided, or maxRuns is reached).
+    """
 
     job_id: ObjectId
     version: Any
-    next_run_at: datetime
+    next_run_at: datetime | None
+    complete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +193,8 @@ class Start:
     # For a slot the schedule stage just queued: the job's `nextRunAt` advance, carried by
     # the start write instead of a write of its own.
     advance_to: datetime | None = None
+    # A schedule slot or a retry of one: it does not start on a completed job.
+    scheduled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,15 +266,21 @@ class WorkerStore:
         """
         if not advances:
             return 0
-        operations = [
-            UpdateOne(
-                {"_id": advance.job_id, "version": advance.version, "enabled": True},
-                {"$max": {"nextRunAt": advance.next_run_at}},
-            )
-            for advance in advances
-        ]
+        operations = [UpdateOne(*_advance_job(advance)) for advance in advances]
         result = await self.jobs.bulk_write(operations, ordered=False)
         return result.matched_count
+
+    async def complete_jobs(self, jobs: Sequence[tuple[ObjectId, Any]]) -> None:
+        """Mark jobs (id, version as read) `completed`: their last slot was released unrun."""
+        operations = [
+            UpdateOne(
+                {"_id": job_id, "version": version, "enabled": True, "status": NOT_COMPLETED},
+                {"$set": {"status": COMPLETED, "nextRunAt": None}},
+            )
+            for job_id, version in jobs
+        ]
+        if operations:
+            await self.jobs.bulk_write(operations, ordered=False)
 
     async def park_job(self, job_id: ObjectId, version: Any, error: str) -> None:
         """Take a job whose schedule cannot be evaluated off the timetable (until edited)."""
@@ -331,8 +370,10 @@ class WorkerStore:
             query: Document = {"_id": job.id, "version": job.version}
             if job.overlap_skip:
                 query["activeRunIds.0"] = {"$exists": False}
+            if start.scheduled:
+                query["status"] = NOT_COMPLETED  # completed meanwhile: judged again, skipped
             update: Document = {"$addToSet": {"activeRunIds": start.run_id}}
-            if job.enabled:
+            if job.enabled and job.status is not JobStatus.COMPLETED:
                 update["$set"] = {"status": JobStatus.RUNNING.value}
             if start.advance_to is not None:
                 update["$max"] = {"nextRunAt": start.advance_to}
@@ -490,8 +531,11 @@ class WorkerStore:
         finished = [o for o in outcomes if o.job_status is not None and o.run_id not in late_ids]
         if finished:
             # Usually each job is enabled and this was its only active run: one update per run.
+            # A run that completes its job goes first (each form matches only while the run is
+            # listed and takes it out, so exactly one form applies per run).
+            completing = [UpdateOne(*_complete_job(o)) for o in finished if o.completes]
             usual = await self.jobs.bulk_write(
-                [UpdateOne(*_finish_job(o, usual=True)) for o in finished]
+                completing + [UpdateOne(*_finish_job(o, usual=True)) for o in finished]
             )
             if usual.matched_count < len(finished):
                 # Paused jobs, or overlapping runs: the pair below matches once per remaining
@@ -601,14 +645,48 @@ def _finish_job(outcome: Outcome, *, usual: bool = False) -> tuple[Document, Doc
     fields: Document = {"lastError": outcome.error, "lastDurationMs": outcome.duration_ms}
     query: Document = {"_id": outcome.job_id, "activeRunIds": outcome.run_id}
     if usual:
+        # A completed job stays completed (a run-now run, or a slot that overlapped the last).
         fields["status"] = outcome.job_status.value
-        query |= {"enabled": True, "activeRunIds.1": {"$exists": False}}
+        query |= {"enabled": True, "activeRunIds.1": {"$exists": False}, "status": NOT_COMPLETED}
     return (
         query,
         {
             "$pull": {"activeRunIds": outcome.run_id},
             "$max": {"lastRunAt": outcome.started_at},
-            "$inc": {"runCount": 1, "failureCount": 1 if outcome.failed else 0},
+            "$inc": {
+                "runCount": 1,
+                "failureCount": 1 if outcome.failed else 0,
+                "scheduledSuccessCount": 1 if outcome.counts_success else 0,
+            },
             "$set": fields,
         },
     )
+
+
+def _complete_job(outcome: Outcome) -> tuple[Document, Document]:
+    """The job side of a run that completes its job (worker/completion.py): as `_finish_job`,
+    and `completed` with no `nextRunAt`, if the job's version is as read and (maxRuns) enough
+    slots had succeeded before: several workers finishing slots at once count exactly."""
+    assert outcome.completes is not None
+    query, update = _finish_job(outcome)
+    query["version"] = outcome.completes.version
+    if outcome.completes.min_successes is not None:
+        query["scheduledSuccessCount"] = {"$gte": outcome.completes.min_successes}
+    update["$set"] |= {"status": COMPLETED, "nextRunAt": None}
+    return query, update
+
+
+def _advance_job(advance: Advance) -> tuple[Document, Document]:
+    """A schedule pass's write of a job: `$max` its `nextRunAt`, or end its schedule."""
+    query: Document = {
+        "_id": advance.job_id,
+        "version": advance.version,
+        "enabled": True,
+        "status": NOT_COMPLETED,
+    }
+    if advance.next_run_at is not None:
+        return query, {"$max": {"nextRunAt": advance.next_run_at}}
+    fields: Document = {"nextRunAt": None}
+    if advance.complete:
+        fields["status"] = COMPLETED
+    return query, {"$set": fields}

@@ -8,6 +8,7 @@ from http import HTTPStatus
 from litestar import Controller, get, post
 from litestar.params import JSONBody
 
+from api.bounds_rules import check_bounds
 from api.dependencies import CallerDep, ServicesDep
 from api.errors import field_error, invalid
 from api.guards import requires_caller
@@ -21,7 +22,9 @@ from api.schemas.catalog import (
     TemplateOut,
 )
 from api.schemas.common import FieldError
+from shared.bounds import bounded
 from shared.interval import IntervalSchedule
+from shared.one_off import OneOffSchedule
 from shared.registry import JobType
 from shared.schedule import Schedule, parse_timezone
 from shared.settings import Settings
@@ -61,7 +64,9 @@ class CatalogController(Controller):
     ) -> PreviewOut:
         """The next `count` fire times, or the same schedule / timezone errors a save would give.
 
-        `every` previews an interval on `anchorAt` (default now, as a job created now)."""
+        `every` previews an interval on `anchorAt` (default `startAt`, else now, as a job
+        created now); `startAt`, `endAt` and `maxRuns` cut the fire times as they would a job's.
+        """
         errors: list[FieldError] = []
         now = datetime.now(UTC)
         if data.anchor_at is not None and data.every is None:
@@ -73,21 +78,27 @@ class CatalogController(Controller):
             errors,
             now,
             every=data.every,
-            anchor_at=data.anchor_at,
+            anchor_at=data.anchor_at or data.start_at,
+            run_at=data.run_at,
         )
+        errors.extend(check_bounds(data, schedule, None, now))
         if schedule is None or errors:
             raise invalid(errors)
         zone = parse_timezone(data.timezone)
         field = "every" if data.every is not None else "cron"
+        count = min(data.count, data.max_runs or data.count)
         try:
-            times = schedule.next_times(now, data.count)
+            times = bounded(schedule, data.start_at, data.end_at).next_times(now, count)
         except ValueError as error:  # runs past the supported calendar
             raise invalid([field_error(field, str(error))]) from None
         interval = schedule if isinstance(schedule, IntervalSchedule) else None
         return PreviewOut(
             cron=schedule.cron if isinstance(schedule, Schedule) else None,
             every=interval.every if interval else None,
+            run_at=schedule.at if isinstance(schedule, OneOffSchedule) else None,
             anchor_at=interval.anchor if interval else None,
+            start_at=data.start_at,
+            end_at=data.end_at,
             timezone=zone.key,
             fire_times=[FireTime(utc=time, local=time.astimezone(zone)) for time in times],
         )

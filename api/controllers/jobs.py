@@ -179,13 +179,15 @@ class JobController(Controller):
         if_match: IfMatch = None,
     ) -> Response[JobOut]:
         """Full replace, validated as a new job; recomputes `nextRunAt` if the schedule moved."""
-        spec = services.validator.validate(
-            spec_from_body(data, services.settings, by_admin=caller.is_admin), caller
-        )
+        body = spec_from_body(data, services.settings, by_admin=caller.is_admin)
+        # Bad input is a 422 before the job is read; whether an instant lies in the past
+        # depends on the stored job (one it already had may), so that is judged below.
+        services.validator.validate(body, caller, before=body)
 
         def replaced(current: JobDocument) -> jobs_repo.JobSpec:
             require_type_permission(services.registry, current.type, caller)
-            return spec
+            before = jobs_repo.JobSpec.of(current)
+            return services.validator.validate(body, caller, before=before)
 
         job = await jobs_repo.update_job(
             services.db,
@@ -217,8 +219,9 @@ class JobController(Controller):
 
         def merged(current: JobDocument) -> jobs_repo.JobSpec:
             require_type_permission(services.registry, current.type, caller)
-            spec = merge_patch(jobs_repo.JobSpec.of(current), changes, by_admin=caller.is_admin)
-            return services.validator.validate(spec, caller)
+            before = jobs_repo.JobSpec.of(current)
+            spec = merge_patch(before, changes, by_admin=caller.is_admin)
+            return services.validator.validate(spec, caller, before=before)
 
         job = await jobs_repo.update_job(
             services.db,

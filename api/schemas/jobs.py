@@ -6,8 +6,17 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator
 
+from api.schemas.bounds import (
+    END_AT_DESCRIPTION,
+    MAX_RUNS_DESCRIPTION,
+    RUN_AT_DESCRIPTION,
+    START_AT_DESCRIPTION,
+    SUCCESS_COUNT_DESCRIPTION,
+    Instant,
+    MaxRuns,
+)
 from api.schemas.common import RequestModel, ResponseModel
 from shared.interval import EVERY_MAX_LENGTH
 from shared.model import (
@@ -24,6 +33,8 @@ OWNER_ID_MAX_LENGTH = 256
 TYPE_MAX_LENGTH = 64
 CRON_MAX_LENGTH = 200
 TIMEZONE_MAX_LENGTH = 64
+# PATCH fields that null clears (the bounds); every other field refuses null.
+CLEARABLE_FIELDS = frozenset({"start_at", "end_at", "max_runs"})
 
 EXAMPLE_PAYLOAD = {
     "to": ["alice@example.com"],
@@ -69,13 +80,13 @@ CRON_DESCRIPTION = (
     "Wall-clock schedule: 5 fields (minute hour day month weekday) or 6 with leading seconds "
     "(admins only below the minimum interval), evaluated in `timezone`. `L` in the day field is "
     "the last day of the month; `FRI#2` in the weekday field the second Friday of the month. "
-    "Set exactly one of `cron` and `every`."
+    "Set exactly one of `cron`, `every` and `runAt`."
 )
 EVERY_DESCRIPTION = (
     "Interval schedule: an ISO 8601 duration in weeks, days, hours, minutes (`PT90M`, `PT36H`, "
     "`P1D` = 24 h, `P1W`; at most 366 days; seconds such as `PT30S` only for admins; months "
     "and years are refused). Slots are elapsed time, `anchorAt` + k x `every` in UTC, not moved "
-    "by DST. Set exactly one of `cron` and `every`."
+    "by DST. Set exactly one of `cron`, `every` and `runAt`."
 )
 Cron = Annotated[
     str,
@@ -128,6 +139,16 @@ class JobReplace(RequestModel):
     type: JobType
     cron: Cron | None = Field(None, description=CRON_DESCRIPTION, examples=["0 8 * * 1-5"])
     every: Every | None = Field(None, description=EVERY_DESCRIPTION, examples=["PT90M"])
+    run_at: Instant | None = Field(
+        None, description=RUN_AT_DESCRIPTION, examples=["2026-12-24T18:00:00Z"]
+    )
+    start_at: Instant | None = Field(
+        None, description=START_AT_DESCRIPTION, examples=["2026-12-01T00:00:00Z"]
+    )
+    end_at: Instant | None = Field(
+        None, description=END_AT_DESCRIPTION, examples=["2026-12-31T00:00:00Z"]
+    )
+    max_runs: MaxRuns | None = Field(None, description=MAX_RUNS_DESCRIPTION, examples=[10])
     timezone: Timezone = "UTC"
     payload: Payload = Field(default_factory=dict)
     enabled: bool = True
@@ -161,6 +182,24 @@ class JobPatch(RequestModel):
         description="Switches the job to this interval (clears `cron`); moves `anchorAt` to now.",
         examples=["PT90M"],
     )
+    run_at: Instant | None = Field(
+        None,
+        description="Switches the job to a one-off at this instant (clears `cron`, `every`).",
+        examples=["2026-12-24T18:00:00Z"],
+    )
+    start_at: Instant | None = Field(
+        None,
+        description=f"{START_AT_DESCRIPTION} Here null clears the bound.",
+        examples=["2026-12-01T00:00:00Z"],
+    )
+    end_at: Instant | None = Field(
+        None,
+        description=f"{END_AT_DESCRIPTION} Here null clears the bound.",
+        examples=["2026-12-31T00:00:00Z"],
+    )
+    max_runs: MaxRuns | None = Field(
+        None, description=f"{MAX_RUNS_DESCRIPTION} Here null clears it.", examples=[10]
+    )
     timezone: Timezone | None = None
     payload: Payload | None = None
     enabled: bool | None = Field(None, description="false pauses the job, true resumes it.")
@@ -172,8 +211,8 @@ class JobPatch(RequestModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in CLEARABLE_FIELDS:
             raise ValueError("must not be null (omit the field to leave it unchanged)")
         return value
 
@@ -206,13 +245,31 @@ class JobOut(ResponseModel):
     )
     anchor_at: datetime | None = Field(
         description="Interval jobs: the grid's origin, slots at anchorAt + k x every (UTC); "
-        "set at creation and whenever `every` (or the schedule kind) changes; null for cron.",
+        "`startAt` if set, else set at creation and whenever `every` (or the schedule kind) "
+        "changes; null for cron and one-off jobs.",
     )
+    run_at: datetime | None = Field(
+        description="One-off jobs: the single slot (UTC); null for cron and interval jobs.",
+        examples=["2026-12-24T18:00:00Z"],
+    )
+    start_at: datetime | None = Field(
+        description=START_AT_DESCRIPTION, examples=["2026-12-01T00:00:00Z"]
+    )
+    end_at: datetime | None = Field(
+        description=END_AT_DESCRIPTION, examples=["2026-12-31T00:00:00Z"]
+    )
+    max_runs: int | None = Field(description=MAX_RUNS_DESCRIPTION, examples=[10])
+    scheduled_success_count: int = Field(description=SUCCESS_COUNT_DESCRIPTION, examples=[3])
     timezone: str
     payload: dict[str, Any]
     enabled: bool
-    status: JobStatus
-    next_run_at: datetime | None = Field(description="Next scheduled slot (UTC); null if paused.")
+    status: JobStatus = Field(
+        description="`completed`: no slot is left (past `endAt`, `maxRuns` reached, or a "
+        "one-off that ran or was missed)."
+    )
+    next_run_at: datetime | None = Field(
+        description="Next scheduled slot (UTC), within the bounds; null if paused or completed."
+    )
     last_run_at: datetime | None
     last_error: str | None
     last_duration_ms: int | None
@@ -238,6 +295,11 @@ class JobOut(ResponseModel):
             cron=job.cron,
             every=job.every,
             anchor_at=job.anchor_at,
+            run_at=job.run_at,
+            start_at=job.start_at,
+            end_at=job.end_at,
+            max_runs=job.max_runs,
+            scheduled_success_count=job.scheduled_success_count,
             timezone=job.timezone,
             payload=job.payload,
             enabled=job.enabled,

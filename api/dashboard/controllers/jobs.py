@@ -18,7 +18,6 @@ from api.dashboard.render import SECURITY_HEADERS, render, see_other
 from api.dependencies import CallerDep, ServicesDep
 from api.params import parse_job_id
 from shared import jobs_repo
-from shared.job_schedule import schedule_of
 from shared.model import JobDocument, JobStatus
 from shared.schedule import ScheduleError
 
@@ -54,12 +53,16 @@ def _choice(kind: type[JobStatus] | type[JobSort], value: str, name: str) -> Any
 
 def _preview(job: JobDocument, now: datetime) -> tuple[list[datetime], str | None]:
     """The next fire times from the same schedule interface the worker uses (a cron's DST
-    rules, an interval's grid from its anchor)."""
+    rules, an interval's grid from its anchor, a one-off's instant), within the job's bounds
+    (none once it is completed, at most the runs `maxRuns` leaves)."""
+    if job.status is JobStatus.COMPLETED:
+        return [], None
+    left = PREVIEW_COUNT
+    if job.max_runs is not None:
+        left = min(left, job.max_runs - job.scheduled_success_count)
     try:
-        schedule = schedule_of(
-            cron=job.cron, every=job.every, anchor_at=job.anchor_at, timezone=job.timezone
-        )
-        return schedule.next_times(now, PREVIEW_COUNT), None
+        schedule = jobs_repo.stored_schedule(job)
+        return (schedule.next_times(now, left) if left > 0 else []), None
     except ScheduleError as error:
         return [], str(error)
 

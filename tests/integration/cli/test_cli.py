@@ -17,7 +17,7 @@ from pymongo.database import Database as SyncDatabase
 
 from shared.cli import main
 from shared.db import JOBS, OWNER_QUOTAS, RUNS, WORKERS
-from shared.model import JobDocument
+from shared.model import JobDocument, JobStatus
 from tests.support import TEST_JWT_SECRET, external_mongodb_uri
 
 COMMANDS = [
@@ -154,6 +154,7 @@ def test_jobs_list_filters_by_owner_and_limits(
         "type",
         "cron",
         "every",
+        "runAt",
         "timezone",
         "status",
         "nextRunAt",
@@ -220,7 +221,7 @@ def test_interval_jobs_are_listed_shown_and_resumed_on_their_grid(
     store[JOBS].insert_one(job.model_dump(by_alias=True))
     assert main(["jobs", "list"], environ) == 0
     row = capsys.readouterr().out.splitlines()[1].split()
-    assert row[4:7] == ["-", "PT90M", "Europe/Berlin"]
+    assert row[4:8] == ["-", "PT90M", "-", "Europe/Berlin"]
     shown = _run(capsys, environ, "jobs", "show", str(job.id))
     assert (shown["cron"], shown["every"]) == (None, "PT90M")
     assert shown["anchorAt"].startswith(anchor.isoformat(timespec="seconds")[:19])
@@ -365,3 +366,35 @@ def test_console_script_help_in_a_subprocess() -> None:
     assert result.stdout.startswith("usage: cronjobs")
     for group in ("db", "jobs", "token", "workers"):
         assert group in result.stdout
+
+
+def test_one_off_and_completed_jobs_are_listed_with_run_at_and_filtered_by_status(
+    capsys: pytest.CaptureFixture[str],
+    environ: dict[str, str],
+    store: SyncDatabase[dict[str, Any]],
+) -> None:
+    created = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    job = JobDocument(
+        _id=ObjectId(),
+        owner_id="alice",
+        name="once",
+        type="noop",
+        run_at=created + timedelta(hours=1),
+        end_at=None,
+        status=JobStatus.COMPLETED,
+        next_run_at=None,
+        created_at=created,
+        updated_at=created,
+    )
+    store[JOBS].insert_one(job.model_dump(by_alias=True))
+    _insert_job(store, "alice", "still going")
+    done = _run(capsys, environ, "jobs", "list", "--status", "completed")
+    assert [item["name"] for item in done] == ["once"]
+    assert main(["jobs", "list", "--status", "completed"], environ) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[4:6] == ["-", "-"] and row[6] != "-"  # no cron, no every, its runAt
+    assert "completed" in row
+    # Resuming a completed one-off (its runAt passed) leaves it completed.
+    _run(capsys, environ, "jobs", "pause", str(job.id))
+    resumed = _run(capsys, environ, "jobs", "resume", str(job.id))
+    assert (resumed["status"], resumed["nextRunAt"]) == ("completed", None)

@@ -326,3 +326,45 @@ async def test_generate_report_jobs_show_their_reports_escaped(
     assert "<img src=x" not in page.text
     other = await _job(db, "alice", "not a report")
     assert 'id="reports-h"' not in (await admin.get(f"/dashboard/jobs/{other.id}")).text
+
+
+def _fire_times(html: str) -> list[str]:
+    if 'id="fire-times"' not in html:
+        return []
+    table = html.split('id="fire-times"')[1].split("</table>", maxsplit=1)[0]
+    return [utc for utc, _ in re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td></tr>", table)]
+
+
+async def test_bounds_one_offs_and_completed_jobs_are_shown(
+    admin: DashboardSession, db: Database
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=1)
+    bounded = await _job(
+        db,
+        "alice",
+        "three mornings",
+        cron="0 8 * * *",
+        timezone="UTC",
+        start_at=start,
+        end_at=start + timedelta(days=3),
+        max_runs=2,
+    )
+    page = await admin.get(f"/dashboard/jobs/{bounded.id}")
+    bounds = page.text.split('id="bounds">')[1].split("</dd>")[0]
+    assert "from " in bounds and "until " in bounds and "at most 2 successful runs" in bounds
+    assert len(_fire_times(page.text)) == 2  # maxRuns cuts the preview
+    once = await _job(db, "alice", "once", cron=None, run_at=start + timedelta(hours=5))
+    page = await admin.get(f"/dashboard/jobs/{once.id}")
+    assert 'id="run-at"' in page.text
+    assert _fire_times(page.text) == [
+        (start + timedelta(hours=5)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    ]
+    await db[JOBS].update_one(
+        {"_id": once.id}, {"$set": {"status": "completed", "nextRunAt": None}}
+    )
+    page = await admin.get(f"/dashboard/jobs/{once.id}")
+    assert '<span class="badge completed" id="job-status">completed</span>' in page.text
+    assert _fire_times(page.text) == []
+    assert 'id="completed-note"' in page.text
+    listed = await admin.get("/dashboard/jobs/?status=completed")
+    assert _names(listed.text) == ["once"]
