@@ -12,8 +12,8 @@ from api.dependencies import CallerDep, ServicesDep
 from api.errors import field_error, invalid
 from api.guards import requires_caller
 from api.openapi import problems
+from api.schedule_preview import schedule_preview
 from api.schemas.catalog import (
-    FireTime,
     JobTypeList,
     JobTypeOut,
     PreviewIn,
@@ -21,9 +21,7 @@ from api.schemas.catalog import (
     TemplateOut,
 )
 from api.schemas.common import FieldError
-from shared.interval import IntervalSchedule
 from shared.registry import JobType
-from shared.schedule import Schedule, parse_timezone
 from shared.settings import Settings
 
 
@@ -77,20 +75,7 @@ class CatalogController(Controller):
         )
         if schedule is None or errors:
             raise invalid(errors)
-        zone = parse_timezone(data.timezone)
-        field = "every" if data.every is not None else "cron"
-        try:
-            times = schedule.next_times(now, data.count)
-        except ValueError as error:  # runs past the supported calendar
-            raise invalid([field_error(field, str(error))]) from None
-        interval = schedule if isinstance(schedule, IntervalSchedule) else None
-        return PreviewOut(
-            cron=schedule.cron if isinstance(schedule, Schedule) else None,
-            every=interval.every if interval else None,
-            anchor_at=interval.anchor if interval else None,
-            timezone=zone.key,
-            fire_times=[FireTime(utc=time, local=time.astimezone(zone)) for time in times],
-        )
+        return schedule_preview(schedule, data.timezone, now, data.count)
 
 
 def _templates(job_type: JobType, settings: Settings) -> list[TemplateOut] | None:
