@@ -78,7 +78,7 @@ def test_a_job_content_type_wins_and_a_get_has_no_body() -> None:
 
 def test_an_email_is_rendered_as_the_handler_renders_it_and_hostile_params_are_escaped() -> None:
     hostile = "<script>alert(1)</script> & {{ 7*7 }}"
-    payload = {
+    payload: dict[str, Any] = {
         "to": ["ada@example.com", "bob@example.com"],
         "subject": "Reminder: <b>now</b>",
         "template": "reminder",
