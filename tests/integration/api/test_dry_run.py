@@ -142,7 +142,7 @@ BAD_BODIES: list[Any] = [
     {**EMAIL, "cron": "61 * * * *"},
     {**EMAIL, "cron": None},
     {**EMAIL, "every": "PT1H"},
-    {**EMAIL, "every": "PT1H", "cron": None},
+    {**EMAIL, "every": "P1M", "cron": None},  # months vary in length: refused
     {**EMAIL, "timezone": "Mars/Olympus"},
     {**EMAIL, "type": "mineBitcoin"},
     {**EMAIL, "name": ""},

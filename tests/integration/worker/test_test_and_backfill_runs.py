@@ -43,9 +43,8 @@ def bookkeeping(job: Document | None) -> dict[str, object]:
 async def test_a_test_run_runs_once_recorded_as_a_test_and_the_job_keeps_its_bookkeeping(
     db: Database, start_worker: StartWorker
 ) -> None:
-    job = await create_job(
-        db, YEARLY, payload={"sleepSeconds": 1, "failAttempts": 1}, retry={"maxAttempts": 1}
-    )
+    retry = {"maxAttempts": 2, "backoffSeconds": 0}
+    job = await create_job(db, YEARLY, payload={"sleepSeconds": 1, "failAttempts": 1}, retry=retry)
     before = bookkeeping(await job_of(db, job.id))
     run_id = await jobs_repo.queue_run_now(db, job, trigger=RunTrigger.TEST)
     await start_worker()
@@ -64,19 +63,24 @@ async def test_a_test_run_runs_once_recorded_as_a_test_and_the_job_keeps_its_boo
     assert (run["trigger"], run["status"], run["attempt"]) == ("test", "failed", 1)
     assert run["error"] == "deliberate failure of attempt 1"
     assert run["workerId"] == running["workerId"]
-    # A run-now after it counts (its job write follows the test run's in the finisher), and
-    # only it does: the test run was neither counted nor retried.
+    # A run-now after it counts (its job writes follow the test run's in the finisher), and
+    # only it does: its failed first attempt and its retry; the test run was neither counted
+    # nor retried (attempts were left).
     manual_id = await jobs_repo.queue_run_now(db, job)
     stored = await wait_for_document(
-        lambda: db[JOBS].find_one({"_id": job.id, "runCount": {"$gte": 1}}),
-        10,
-        "the run-now to be counted",
+        lambda: db[JOBS].find_one({"_id": job.id, "runCount": {"$gte": 2}}),
+        15,
+        "the run-now and its retry to be counted",
     )
-    manual = await db[RUNS].find_one({"_id": manual_id})
-    assert manual is not None
-    assert (stored["runCount"], stored["failureCount"], stored["status"]) == (1, 1, "failed")
-    assert stored["lastRunAt"] == manual["startedAt"]
-    assert [item["trigger"] for item in await runs_of(db, job.id)] == ["test", "manual"]
+    test, manual, retried = await runs_of(db, job.id)
+    assert (test["_id"], manual["_id"]) == (run_id, manual_id)
+    assert (retried["trigger"], retried["slot"], retried["status"]) == (
+        "retry",
+        manual["slot"],
+        "succeeded",
+    )
+    assert (stored["runCount"], stored["failureCount"], stored["status"]) == (2, 1, "idle")
+    assert stored["lastRunAt"] == retried["startedAt"]
 
 
 async def test_a_test_run_of_a_paused_job_runs_and_the_job_stays_paused(
