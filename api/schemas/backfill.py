@@ -40,7 +40,7 @@ class BackfillIn(RequestModel):
 class BackfillOut(ResponseModel):
     """How many of the window's slots were queued now and how many were queued before."""
 
-    job_id: str = Field(examples=["6740a1f2c3d4e5f601234567"])
+    job_id: str = Field(description="The backfilled job.", examples=["6740a1f2c3d4e5f601234567"])
     slots: int = Field(description="Slots of the job's schedule in the window.", examples=[7])
     queued: int = Field(description="Slots queued by this request.", examples=[5])
     already_present: int = Field(
