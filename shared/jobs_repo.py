@@ -302,6 +302,19 @@ async def create_job(
     return JobDocument.from_mongo(document)
 
 
+async def check_can_create(
+    db: Database, spec: JobSpec, *, owner_id: str, max_jobs: int | None = None
+) -> None:
+    """Read-only: what `create_job` would refuse (QuotaExceededError, DuplicateJobNameError).
+
+    For a dry-run; a concurrent create may still take the name or the last unit afterwards.
+    """
+    if max_jobs is not None and await count_jobs(db, owner_id) >= max_jobs:
+        raise QuotaExceededError(owner_id, max_jobs)
+    if await db[JOBS].find_one({"ownerId": owner_id, "name": spec.name}, {"_id": 1}):
+        raise DuplicateJobNameError(owner_id, spec.name)
+
+
 def _changes(current: JobDocument, spec: JobSpec, now: datetime) -> Document:
     """The `$set` turning `current` into `spec`; empty if nothing changes."""
     before = JobSpec.of(current).fields()
@@ -526,17 +539,25 @@ async def delete_job(
     return JobDocument.from_mongo(deleted)
 
 
-async def queue_run_now(db: Database, job: JobDocument, *, now: datetime | None = None) -> ObjectId:
+async def queue_run_now(
+    db: Database,
+    job: JobDocument,
+    *,
+    now: datetime | None = None,
+    trigger: RunTrigger = RunTrigger.MANUAL,
+) -> ObjectId:
     """Insert a pending manual run of `job` (see docs/design.md "Run-now"); returns its id.
 
     With overlap policy `skip`, RunInProgressError if a run is active or a manual run is
     already queued (so repeated taps do not pile up runs that would only be skipped).
+    `trigger` TEST queues a test run instead, under the same rule (the two share the one
+    queued place of a `skip` job).
     """
     now = now or utc_now()
     run_id = ObjectId()
     if job.overlap_policy is OverlapPolicy.SKIP:
         await _reserve_queued_run(db, job, run_id)
-    await db[RUNS].insert_one(manual_run(job, now=now, run_id=run_id))
+    await db[RUNS].insert_one(manual_run(job, now=now, run_id=run_id, trigger=trigger))
     return run_id
 
 

@@ -46,6 +46,16 @@ class RunTrigger(StrEnum):
     SCHEDULE = "schedule"
     MANUAL = "manual"
     RETRY = "retry"
+    # One real run of the job that leaves its bookkeeping alone (`POST /jobs/{id}/test`).
+    TEST = "test"
+    # A past slot queued again by an admin (`POST /jobs/{id}/backfill`), once per slot.
+    BACKFILL = "backfill"
+
+
+def moves_job_bookkeeping(trigger: RunTrigger) -> bool:
+    """Whether a run of `trigger` counts on its job: `status`, `lastRunAt`, `lastError`,
+    `runCount`/`failureCount`, `activeRunIds`, retries and notifications. All but `test`."""
+    return trigger is not RunTrigger.TEST
 
 
 class OverlapPolicy(StrEnum):
@@ -165,7 +175,8 @@ class RunDocument(CamelModel):
     owner_id: str
     job_name: str = ""
     type: str
-    # Stable identity of the slot: the scheduled instant in ISO form, or `manual:<id>`.
+    # Stable identity of the slot: the scheduled instant in ISO form, `manual:<id>`,
+    # `test:<id>` or `backfill:<instant>`.
     slot: str
     scheduled_for: datetime
     trigger: RunTrigger
@@ -200,6 +211,16 @@ def slot_key(scheduled_for: datetime) -> str:
 def manual_slot_key(run_id: ObjectId) -> str:
     """The `slot` of a run-now request: unique per request."""
     return f"manual:{run_id}"
+
+
+def test_slot_key(run_id: ObjectId) -> str:
+    """The `slot` of a test run: unique per request."""
+    return f"test:{run_id}"
+
+
+def backfill_slot_key(scheduled_for: datetime) -> str:
+    """The `slot` of a backfilled slot: one per slot, however often it is requested."""
+    return f"backfill:{slot_key(scheduled_for)}"
 
 
 def idempotency_key(job_id: ObjectId, slot: str) -> str:

@@ -12,7 +12,15 @@ from typing import Any, Protocol
 
 from bson import ObjectId
 
-from shared.model import FINAL_RUN_STATUSES, RunStatus, RunTrigger, manual_slot_key, slot_key
+from shared.model import (
+    FINAL_RUN_STATUSES,
+    RunStatus,
+    RunTrigger,
+    backfill_slot_key,
+    manual_slot_key,
+    slot_key,
+    test_slot_key,
+)
 
 Document = dict[str, Any]
 MAX_ERROR_CHARS = 500
@@ -144,17 +152,39 @@ def scheduled_run(
     return document
 
 
-def manual_run(job: JobFields, *, now: datetime, run_id: ObjectId | None = None) -> Document:
-    """A run-now request (API): `pending`, due at once, its own slot."""
+def manual_run(
+    job: JobFields,
+    *,
+    now: datetime,
+    run_id: ObjectId | None = None,
+    trigger: RunTrigger = RunTrigger.MANUAL,
+) -> Document:
+    """A run-now (or, with `trigger` TEST, a test) request (API): `pending`, due at once, its
+    own slot."""
     run_id = run_id or ObjectId()
+    slot = test_slot_key(run_id) if trigger is RunTrigger.TEST else manual_slot_key(run_id)
     return _run(
         job,
-        slot=manual_slot_key(run_id),
+        slot=slot,
         scheduled_for=now,
-        trigger=RunTrigger.MANUAL,
+        trigger=trigger,
         status=RunStatus.PENDING,
         now=now,
         run_id=run_id,
+        not_before=now,
+    )
+
+
+def backfill_run(job: JobFields, slot: datetime, *, now: datetime) -> Document:
+    """A past slot queued by an admin's backfill: `pending`, due at once, no start deadline;
+    its `scheduledFor` is the slot, its `slot` the deterministic `backfill:<instant>`."""
+    return _run(
+        job,
+        slot=backfill_slot_key(slot),
+        scheduled_for=slot,
+        trigger=RunTrigger.BACKFILL,
+        status=RunStatus.PENDING,
+        now=now,
         not_before=now,
     )
 

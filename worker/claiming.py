@@ -22,7 +22,7 @@ from typing import Final
 import structlog
 from bson import ObjectId
 
-from shared.model import MisfirePolicy, RunStatus, RunTrigger
+from shared.model import MisfirePolicy, RunStatus, RunTrigger, moves_job_bookkeeping
 from shared.runs import RunReason, utc_now
 from shared.settings import Settings
 from worker.backoff import persist
@@ -35,6 +35,11 @@ from worker.store import Advance, JobView, Release, RunView, Start, WorkerStore
 READ_SPREAD: Final = 2
 # A retry meeting a run in progress (overlap `skip`) waits at least this long before its next try.
 MIN_DEFER_SECONDS: Final = 1.0
+# Triggers a paused job still runs (an explicit request for this one run).
+RUN_WHEN_PAUSED: Final = frozenset({RunTrigger.MANUAL, RunTrigger.TEST})
+# Triggers that wait for a run in progress (overlap `skip`) instead of being skipped: a retry,
+# and a backfilled slot (a backfill queues many slots at once; skipping would lose all but one).
+WAIT_FOR_OVERLAP: Final = frozenset({RunTrigger.RETRY, RunTrigger.BACKFILL})
 
 log = structlog.get_logger("worker.claim")
 
@@ -88,15 +93,16 @@ class Judgement:
 def judge(run: RunView, job: JobView | None, now: datetime, *, busy: bool) -> Judgement:
     """The one decision about starting `run`, on its job as read (`busy`: a run is active).
 
-    Deleted job: skipped. Paused: skipped (a run-now of a paused job still runs). Completed:
-    a scheduled slot or its retry is skipped (a run-now still runs). A queued
+    Deleted job: skipped. Paused: skipped (a run-now or test of a paused job still runs).
+    Completed: a scheduled slot or its retry is skipped (a run-now still runs). A queued
     slot the schedule no longer has: skipped ("rescheduled"); one the schedule stage has
     queued a later slot after: missed ("a later slot was already due"). Past its start deadline:
-    missed. Overlap `skip` with a run in progress: a retry waits, anything else is skipped.
+    missed (backfilled slots have none). Overlap `skip` with a run in progress: a retry or a
+    backfilled slot waits, anything else is skipped.
     """
     if job is None:
         return Judgement(Verdict.SKIP, RunReason.JOB_DELETED)
-    if run.trigger is not RunTrigger.MANUAL and not job.enabled:
+    if run.trigger not in RUN_WHEN_PAUSED and not job.enabled:
         return Judgement(Verdict.SKIP, RunReason.PAUSED)
     if is_completed(job) and is_scheduled(run):
         return Judgement(Verdict.SKIP, RunReason.COMPLETED)
@@ -112,10 +118,20 @@ def judge(run: RunView, job: JobView | None, now: datetime, *, busy: bool) -> Ju
         skip = job.options.misfire_policy is MisfirePolicy.SKIP
         return Judgement(Verdict.MISS, RunReason.MISFIRE_SKIP if skip else RunReason.MISFIRE_GRACE)
     if busy and job.overlap_skip:
-        if run.trigger is RunTrigger.RETRY:
+        if run.trigger in WAIT_FOR_OVERLAP:
             return Judgement(Verdict.DEFER)
         return Judgement(Verdict.SKIP, RunReason.OVERLAP)
     return Judgement(Verdict.START)
+
+
+def booked(run: RunView) -> bool:
+    """Whether `run` enters its job's `activeRunIds` (the start write) and bookkeeping.
+
+    A test run does not: it is judged on the job as read (deleted: skipped; overlap `skip`
+    with a run in progress: skipped) and starts without a job write, so it never holds up,
+    skips or counts against a scheduled slot, and its end leaves the job alone.
+    """
+    return moves_job_bookkeeping(run.trigger)
 
 
 class Claimer:
@@ -210,10 +226,13 @@ class Claimer:
         now = self.clock()
         starts: list[Start] = []
         releases: list[Release] = []
+        unbooked: list[Claimed] = []
         for run in runs:
             job = jobs.get(run.job_id)
             judgement = judge(run, job, now, busy=bool(job and job.active_run_ids))
-            if judgement.verdict is Verdict.START and job is not None:
+            if judgement.verdict is Verdict.START and job is not None and not booked(run):
+                unbooked.append(Claimed(run, job))  # a test run: no start write on its job
+            elif judgement.verdict is Verdict.START and job is not None:
                 advance = carried.get(job.id) if run.trigger is RunTrigger.SCHEDULE else None
                 carry = advance.next_run_at if advance and advance.version == job.version else None
                 starts.append(Start(run.id, job, carry, scheduled=is_scheduled(run)))
@@ -235,7 +254,8 @@ class Claimer:
                 self.metrics.slot_recorded(release.status.value, release.error)
         by_id = {run.id: run for run in runs}
         advanced = {start.job.id for start in started if start.advance_to is not None}
-        return [Claimed(by_id[start.run_id], start.job) for start in started], advanced
+        claimed = [Claimed(by_id[start.run_id], start.job) for start in started]
+        return [*claimed, *unbooked], advanced
 
     async def _complete_ended(
         self,

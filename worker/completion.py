@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from shared.bounds import next_or_none
 from shared.job_schedule import SlotSchedule, schedule_of
@@ -71,10 +71,14 @@ def has_slot_after(job: JobView, instant: datetime) -> bool:
         return True
 
 
+# Slot keys of runs outside the schedule (run-now, test runs, backfilled slots) and their retries.
+UNSCHEDULED_SLOT_PREFIXES: Final = ("manual:", "test:", "backfill:")
+
+
 def is_scheduled(run: RunView) -> bool:
     """A schedule slot or a retry of one (not a run-now run or its retries)."""
     return run.trigger is RunTrigger.SCHEDULE or (
-        run.trigger is RunTrigger.RETRY and not run.slot.startswith("manual:")
+        run.trigger is RunTrigger.RETRY and not run.slot.startswith(UNSCHEDULED_SLOT_PREFIXES)
     )
 
 

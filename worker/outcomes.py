@@ -18,7 +18,7 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from shared.db import Document
-from shared.model import JobStatus, RetryPolicy, RunStatus
+from shared.model import JobStatus, RetryPolicy, RunStatus, moves_job_bookkeeping
 from shared.runs import error_summary, retry_run
 from worker.backoff import Backoff, is_transient
 from worker.completion import Completion, completion_of, is_scheduled
@@ -104,11 +104,13 @@ def conclude(
 ) -> Outcome:
     """The outcome of an attempt, with the next attempt queued if it failed and may retry.
 
-    Without its job (deleted) an attempt is never retried.
+    Without its job (deleted) an attempt is never retried. A test run is one attempt that
+    leaves its job alone: no retry, no job update (`job_status` None).
     """
     retry = None
     failed = status in FAILED_STATUSES
-    policy = job.options.retry if job is not None else None
+    booked = moves_job_bookkeeping(run.trigger)
+    policy = job.options.retry if job is not None and booked else None
     if failed and retryable and policy is not None and has_attempts_left(run.attempt, policy):
         delay = 0.0 if retry_at_once else retry_delay(run.attempt, policy)
         not_before = ended_at + timedelta(seconds=delay)
@@ -124,9 +126,9 @@ def conclude(
         error=error,
         result=result,
         retry=retry,
-        job_status=job_status,
+        job_status=job_status if booked else None,
         counts_success=succeeded and is_scheduled(run),
-        completes=completion_of(run, job, status, retried=retry is not None),
+        completes=completion_of(run, job, status, retried=retry is not None) if booked else None,
     )
 
 

@@ -13,8 +13,8 @@ from api.dependencies import CallerDep, ServicesDep
 from api.errors import field_error, invalid
 from api.guards import requires_caller
 from api.openapi import problems
+from api.schedule_preview import schedule_preview
 from api.schemas.catalog import (
-    FireTime,
     JobTypeList,
     JobTypeOut,
     PreviewIn,
@@ -22,11 +22,7 @@ from api.schemas.catalog import (
     TemplateOut,
 )
 from api.schemas.common import FieldError
-from shared.bounds import bounded
-from shared.interval import IntervalSchedule
-from shared.one_off import OneOffSchedule
 from shared.registry import JobType
-from shared.schedule import Schedule, parse_timezone
 from shared.settings import Settings
 
 
@@ -84,23 +80,14 @@ class CatalogController(Controller):
         errors.extend(check_bounds(data, schedule, None, now))
         if schedule is None or errors:
             raise invalid(errors)
-        zone = parse_timezone(data.timezone)
-        field = "every" if data.every is not None else "cron"
-        count = min(data.count, data.max_runs or data.count)
-        try:
-            times = bounded(schedule, data.start_at, data.end_at).next_times(now, count)
-        except ValueError as error:  # runs past the supported calendar
-            raise invalid([field_error(field, str(error))]) from None
-        interval = schedule if isinstance(schedule, IntervalSchedule) else None
-        return PreviewOut(
-            cron=schedule.cron if isinstance(schedule, Schedule) else None,
-            every=interval.every if interval else None,
-            run_at=schedule.at if isinstance(schedule, OneOffSchedule) else None,
-            anchor_at=interval.anchor if interval else None,
+        return schedule_preview(
+            schedule,
+            data.timezone,
+            now,
+            data.count,
             start_at=data.start_at,
             end_at=data.end_at,
-            timezone=zone.key,
-            fire_times=[FireTime(utc=time, local=time.astimezone(zone)) for time in times],
+            max_runs=data.max_runs,
         )
 
 

@@ -11,7 +11,12 @@ from litestar.params import FromQuery, HeaderParameter, JSONBody, PathParameter,
 
 from api.dependencies import CallerDep, DatabaseDep, ServicesDep
 from api.errors import ApiError
-from api.guards import refuses_job_callers, require_type_permission, requires_caller
+from api.guards import (
+    creating_owner,
+    refuses_job_callers,
+    require_type_permission,
+    requires_caller,
+)
 from api.metrics import JOBS_CREATED, JOBS_DELETED, RUNS_QUEUED
 from api.openapi import BASE_PATH, ETAG_HEADER, LOCATION_HEADER, NOT_MODIFIED, problems
 from api.params import (
@@ -92,9 +97,7 @@ class JobController(Controller):
         services: ServicesDep,
     ) -> Response[JobOut]:
         """201 with the job and its Location; 409 for a duplicate name or a full quota."""
-        owner_id = data.owner_id or caller.sub
-        if owner_id != caller.sub and not caller.is_admin:
-            raise ApiError(HTTPStatus.FORBIDDEN, "only admins may create jobs for another owner")
+        owner_id = creating_owner(data.owner_id, caller)
         spec = services.validator.validate(
             spec_from_body(data, services.settings, by_admin=caller.is_admin), caller
         )

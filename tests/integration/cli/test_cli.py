@@ -30,6 +30,8 @@ COMMANDS = [
     ["jobs", "pause"],
     ["jobs", "resume"],
     ["jobs", "run-now"],
+    ["jobs", "test"],
+    ["jobs", "backfill"],
     ["jobs", "delete"],
     ["runs"],
     ["runs", "list"],
@@ -245,6 +247,39 @@ def test_run_now_queues_a_manual_run(
     assert run is not None
     assert (run["jobId"], run["trigger"], run["status"]) == (job_id, "manual", "pending")
     assert run["slot"] == f"manual:{run['_id']}"
+
+
+def test_test_queues_a_test_run(
+    capsys: pytest.CaptureFixture[str],
+    environ: dict[str, str],
+    store: SyncDatabase[dict[str, Any]],
+) -> None:
+    job_id = _insert_job(store, "alice", "digest")
+    queued = _run(capsys, environ, "jobs", "test", str(job_id))
+    run = store[RUNS].find_one({"_id": ObjectId(queued["runId"])})
+    assert run is not None
+    assert (run["jobId"], run["trigger"], run["status"]) == (job_id, "test", "pending")
+    assert run["slot"] == f"test:{run['_id']}"
+
+
+def test_backfill_queues_a_past_windows_slots_once(
+    capsys: pytest.CaptureFixture[str],
+    environ: dict[str, str],
+    store: SyncDatabase[dict[str, Any]],
+) -> None:
+    job_id = _insert_job(store, "alice", "digest")  # daily at 08:00 Berlin
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = ["--from", (today - timedelta(days=3)).isoformat(), "--to", today.isoformat()]
+    first = _run(capsys, environ, "jobs", "backfill", str(job_id), *window)
+    assert first == {"jobId": str(job_id), "slots": 3, "queued": 3, "alreadyPresent": 0}
+    again = _run(capsys, environ, "jobs", "backfill", str(job_id), *window)
+    assert (again["queued"], again["alreadyPresent"]) == (0, 3)
+    runs = list(store[RUNS].find({"jobId": job_id}).sort("scheduledFor", 1))
+    assert [run["trigger"] for run in runs] == ["backfill"] * 3
+    assert [run["scheduledFor"].astimezone(UTC).hour for run in runs] == [7, 7, 7]
+    future = ["--from", today.isoformat(), "--to", (today + timedelta(days=3)).isoformat()]
+    line = _fail(capsys, environ, "jobs", "backfill", str(job_id), *future)
+    assert "--to: must not be in the future" in line
 
 
 def test_token_create_signs_the_claims(

@@ -181,6 +181,26 @@ async def test_run_now_queues_a_manual_run_and_refuses_overlap_with_409(
     assert 'id="action-error"' in page.text
 
 
+async def test_test_run_queues_a_test_run_like_the_api(
+    admin: DashboardSession, db: Database
+) -> None:
+    job = await _job(db, "alice", "digest", options=JobOptions(overlap_policy=OverlapPolicy.SKIP))
+    page = await admin.get(f"/dashboard/jobs/{job.id}")
+    assert f'action="/dashboard/jobs/{job.id}/test"' in page.text
+    fetch = {"x-dashboard-fetch": "1"}
+    response = await admin.post(f"/dashboard/jobs/{job.id}/test", headers=fetch)
+    assert response.status_code == 202
+    run = await db[RUNS].find_one({"jobId": job.id})
+    assert run is not None
+    assert (run["trigger"], run["status"]) == ("test", "pending")
+    assert f"Test run {run['_id']} queued." == response.text
+    again = await admin.post(f"/dashboard/jobs/{job.id}/run-now", headers=fetch)
+    assert again.status_code == 409  # shares run-now's one queued place under overlap skip
+    redirected = await admin.post(f"/dashboard/jobs/{job.id}/test")
+    assert redirected.status_code == 409  # without the script: the page with the error
+    assert 'id="action-error"' in redirected.text
+
+
 async def test_delete_asks_first_then_deletes_like_the_api(
     admin: DashboardSession, db: Database
 ) -> None:
