@@ -34,6 +34,8 @@ ANCHOR_FIELDS: Final = frozenset({"cron", "every"})
 # Optimistic read-modify-write rounds before giving up under write contention.
 WRITE_ATTEMPTS: Final = 5
 DELETED_JOB_ERROR: Final = RunReason.JOB_DELETED.value
+# `pausedReason` of a pause by a client (API, CLI, dashboard); the worker's is "auto: ...".
+MANUAL_PAUSE: Final = "manual"
 # Due slots an edit records one by one (`skipped`, "rescheduled"/"paused"); beyond, one summary.
 MAX_EDIT_RECORDS: Final = 100
 MAX_EDIT_COUNT: Final = 10_000
@@ -237,6 +239,7 @@ async def create_job(
         **spec.fields(),
         "anchorAt": anchor,
         "pausedAt": None if spec.enabled else now,
+        "pausedReason": None if spec.enabled else MANUAL_PAUSE,
         "status": (JobStatus.IDLE if spec.enabled else JobStatus.PAUSED).value,
         "nextRunAt": next_run_at(spec, anchor, now=now),
         "lastRunAt": None,
@@ -273,6 +276,10 @@ def _changes(current: JobDocument, spec: JobSpec, now: datetime) -> Document:
     if "enabled" in changes:
         changes["status"] = (JobStatus.IDLE if spec.enabled else JobStatus.PAUSED).value
         changes["pausedAt"] = None if spec.enabled else now
+        # A client's pause is manual; a resume clears the reason and starts a new streak.
+        changes["pausedReason"] = None if spec.enabled else MANUAL_PAUSE
+        if spec.enabled:
+            changes["failureStreak"] = 0
     changes["updatedAt"] = now
     return changes
 

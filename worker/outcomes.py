@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -22,6 +22,7 @@ from shared.model import JobStatus, RetryPolicy, RunStatus
 from shared.runs import error_summary, retry_run
 from worker.backoff import Backoff, is_transient
 from worker.metrics import NULL_METRICS, WorkerMetrics
+from worker.notify_policy import StreakStep, streak_step
 
 if TYPE_CHECKING:
     from worker.store import JobView, RunView, WorkerStore
@@ -51,6 +52,8 @@ class Outcome:
     job_status: JobStatus | None = None
     # False when the run document was already finalised (the reaper's conditional update).
     update_run: bool = True
+    # A slot outcome that moves the job's failure streak (and may owe a notice), else None.
+    streak: StreakStep | None = None
 
     @property
     def duration_ms(self) -> int:
@@ -109,6 +112,7 @@ def conclude(
         not_before = ended_at + timedelta(seconds=delay)
         retry = retry_run(run.raw, not_before=not_before, now=ended_at)
     job_status = JobStatus.FAILED if failed and retry is None else JobStatus.IDLE
+    streak = streak_step(run, job, status, failed=failed, retry_queued=retry is not None)
     return Outcome(
         run_id=run.id,
         job_id=run.job_id,
@@ -119,6 +123,7 @@ def conclude(
         result=result,
         retry=retry,
         job_status=job_status,
+        streak=streak,
     )
 
 
@@ -130,8 +135,11 @@ class Finisher:
         store: WorkerStore,
         delay: float = FLUSH_DELAY_SECONDS,
         metrics: WorkerMetrics = NULL_METRICS,
+        on_written: Callable[[Sequence[Outcome]], None] | None = None,
     ) -> None:
         self.store = store
+        # Told of every batch once written (the notifier takes it from there, off this path).
+        self.on_written = on_written
         self.metrics = metrics
         self.delay = delay
         self._buffer: list[Outcome] = []
@@ -178,6 +186,8 @@ class Finisher:
                     continue
                 del self._buffer[: len(batch)]
                 backoff.succeeded()
+                if self.on_written is not None:
+                    self.on_written(batch)
                 for outcome in late:
                     log.warning(
                         "lease.lost",

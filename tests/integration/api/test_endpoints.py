@@ -20,6 +20,7 @@ JOB_FIELDS = {
     "nextRunAt", "lastRunAt", "lastError", "lastDurationMs", "runCount", "failureCount",
     "version", "createdAt", "updatedAt", "retry", "timeoutSeconds", "overlapPolicy",
     "misfirePolicy", "misfireGraceSeconds",
+    "notify", "pauseAfterFailures", "pausedReason", "failureStreak", "lastNotification",
 }  # fmt: skip
 
 
