@@ -326,3 +326,28 @@ async def test_generate_report_jobs_show_their_reports_escaped(
     assert "<img src=x" not in page.text
     other = await _job(db, "alice", "not a report")
     assert 'id="reports-h"' not in (await admin.get(f"/dashboard/jobs/{other.id}")).text
+
+
+async def test_paused_reason_shows_in_the_job_list_and_page(
+    admin: DashboardSession, db: Database
+) -> None:
+    manual = await _job(db, "alice", "held", enabled=False)
+    auto = await _job(db, "alice", "fragile")
+    await db[JOBS].update_one(
+        {"_id": auto.id},
+        {
+            "$set": {
+                "enabled": False,
+                "status": "paused",
+                "pausedReason": "auto: 3 consecutive failures",
+                "failureStreak": 3,
+            }
+        },
+    )
+    listing = (await admin.get("/dashboard/jobs/?status=paused")).text
+    assert '<span class="meta paused-reason">manual</span>' in listing
+    assert '<span class="meta paused-reason">auto: 3 consecutive failures</span>' in listing
+    page = (await admin.get(f"/dashboard/jobs/{auto.id}")).text
+    assert '<dd id="paused-reason">auto: 3 consecutive failures</dd>' in page
+    held = (await admin.get(f"/dashboard/jobs/{manual.id}")).text
+    assert '<dd id="paused-reason">manual</dd>' in held
