@@ -280,6 +280,9 @@ def _changes(current: JobDocument, spec: JobSpec, now: datetime) -> Document:
         changes["pausedReason"] = None if spec.enabled else MANUAL_PAUSE
         if spec.enabled:
             changes["failureStreak"] = 0
+    if "notify" in changes:
+        # Notices count failures since the last notice, or since notices were (re)configured.
+        changes["unnotifiedFailures"] = 0
     changes["updatedAt"] = now
     return changes
 

@@ -95,6 +95,8 @@ async def test_admins_get_no_host_exemption_for_webhooks(make_api: ApiFactory) -
 async def test_patch_replaces_notify_and_pause_after_and_revalidates(hooks_api: Api) -> None:
     job = await hooks_api.create(echo_job(notify=NOTIFY))
     path = f"/jobs/{job['id']}"
+    unnotified = {"$set": {"unnotifiedFailures": 7}}
+    await hooks_api.db[JOBS].update_one({"_id": ObjectId(job["id"])}, unnotified)
     changed = await hooks_api.request(
         "PATCH", path, json={"notify": {"email": "b@example.com"}, "pauseAfterFailures": 2}
     )
@@ -102,6 +104,9 @@ async def test_patch_replaces_notify_and_pause_after_and_revalidates(hooks_api: 
     assert changed.json()["notify"]["email"] == "b@example.com"
     assert changed.json()["notify"]["webhook"] is None
     assert changed.json()["pauseAfterFailures"] == 2
+    stored = await hooks_api.db[JOBS].find_one({"_id": ObjectId(job["id"])})
+    assert stored is not None
+    assert stored["unnotifiedFailures"] == 0  # counted anew under the new settings
     refused = await hooks_api.request(
         "PATCH", path, json={"notify": {"webhook": "https://elsewhere.example.org/x"}}
     )
