@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Final
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_snake
 
 from api.auth import Principal
 from api.bounds_rules import check_bounds
 from api.errors import ApiError, field_error, invalid, plain_message
+from api.notify_rules import check_webhook
 from api.schemas.common import FieldError
 from api.schemas.jobs import JobReplace
 from shared.interval import IntervalSchedule, anchor_of
@@ -48,6 +49,12 @@ def spec_from_body(body: JobReplace, settings: Settings, *, by_admin: bool) -> J
         overlap_policy=body.overlap_policy,
         misfire_policy=body.misfire_policy,
         misfire_grace_seconds=body.misfire_grace_seconds,
+        notify=body.notify,
+        pause_after_failures=(
+            settings.default_pause_after_failures
+            if body.pause_after_failures is None
+            else body.pause_after_failures
+        ),
     )
     return JobSpec(
         name=body.name,
@@ -80,7 +87,7 @@ def merge_patch(spec: JobSpec, changes: dict[str, Any], *, by_admin: bool) -> Jo
         changes = {**dict.fromkeys(SCHEDULE_KINDS_SET - sent_kinds), **changes}
     for name, value in changes.items():
         if name in option_names:
-            options[name] = value.model_dump() if name == "retry" else value
+            options[name] = value.model_dump() if isinstance(value, BaseModel) else value
     job_fields = {name: value for name, value in changes.items() if name not in option_names}
     if PAYLOAD_RULE_FIELDS & changes.keys():
         job_fields["payload_by_admin"] = by_admin
@@ -125,6 +132,7 @@ class JobValidator:
                     f"must be at most {self.settings.max_timeout_seconds} seconds",
                 )
             )
+        errors.extend(check_webhook(spec.options.notify, self.settings))
         payload_errors = list(check_json_tree(spec.payload, self.settings.max_payload_depth))
         errors.extend(payload_errors)
         if type_known and not payload_errors:

@@ -37,6 +37,8 @@ ANCHOR_FIELDS: Final = frozenset({"cron", "every", "runAt", "startAt"})
 # Optimistic read-modify-write rounds before giving up under write contention.
 WRITE_ATTEMPTS: Final = 5
 DELETED_JOB_ERROR: Final = RunReason.JOB_DELETED.value
+# `pausedReason` of a pause by a client (API, CLI, dashboard); the worker's is "auto: ...".
+MANUAL_PAUSE: Final = "manual"
 # Due slots an edit records one by one (`skipped`, "rescheduled"/"paused"); beyond, one summary.
 MAX_EDIT_RECORDS: Final = 100
 MAX_EDIT_COUNT: Final = 10_000
@@ -281,6 +283,7 @@ async def create_job(
         **spec.fields(),
         "anchorAt": anchor,
         "pausedAt": None if spec.enabled else now,
+        "pausedReason": None if spec.enabled else MANUAL_PAUSE,
         "status": initial_status(spec, next_at).value,
         "nextRunAt": next_at,
         "lastRunAt": None,
@@ -334,6 +337,13 @@ def _changes(current: JobDocument, spec: JobSpec, now: datetime) -> Document:
     if "enabled" in changes:
         changes["status"] = initial_status(spec, changes["nextRunAt"]).value
         changes["pausedAt"] = None if spec.enabled else now
+        # A client's pause is manual; a resume clears the reason and starts a new streak.
+        changes["pausedReason"] = None if spec.enabled else MANUAL_PAUSE
+        if spec.enabled:
+            changes["failureStreak"] = 0
+    if "notify" in changes:
+        # Notices count failures since the last notice, or since notices were (re)configured.
+        changes["unnotifiedFailures"] = 0
     changes["updatedAt"] = now
     return changes
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from bson import ObjectId
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 NAME_MAX_LENGTH = 100
@@ -92,6 +92,35 @@ class RetryPolicy(CamelModel):
     )
 
 
+MAX_PAUSE_AFTER_FAILURES = 100
+
+
+class NotifyPolicy(CamelModel):
+    """Where the owner hears of failed slots and recoveries (failure notification)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr | None = Field(
+        None,
+        description="Address for notices (the sendEmail recipient rules).",
+        examples=["alice@example.com"],
+    )
+    webhook: str | None = Field(
+        None,
+        description="URL POSTed a signed JSON notice (the httpRequest URL and SSRF rules).",
+        examples=["https://hooks.example.com/cron"],
+    )
+    on_failure: bool = Field(True, description="Notify when the last attempt of a slot fails.")
+    on_recovery: bool = Field(
+        True, description="Notify on the first success after a notified failure."
+    )
+
+    @property
+    def has_channel(self) -> bool:
+        """Whether a notice has anywhere to go."""
+        return self.email is not None or self.webhook is not None
+
+
 class JobOptions(CamelModel):
     """Scheduling options a client may set on a job."""
 
@@ -109,6 +138,22 @@ class JobOptions(CamelModel):
     misfire_grace_seconds: int = Field(
         300, ge=0, le=7 * 86_400, description="How late a slot may still run under runOnce."
     )
+    notify: NotifyPolicy | None = Field(None, description="Failure and recovery notices.")
+    pause_after_failures: int = Field(
+        0,
+        ge=0,
+        le=MAX_PAUSE_AFTER_FAILURES,
+        description="Pause the job after this many consecutive failed slots; 0: never.",
+    )
+
+
+class NotificationRecord(CamelModel):
+    """The last notice the worker tried to deliver for a job, and whether it arrived."""
+
+    at: datetime
+    kind: str
+    ok: bool
+    error: str | None = None
 
 
 class JobDocument(JobOptions):
@@ -139,6 +184,8 @@ class JobDocument(JobOptions):
     enabled: bool = True
     # When the job was last paused (None while enabled): resume records the interval slots since.
     paused_at: datetime | None = None
+    # Why the job is paused: "manual", or "auto: N consecutive failures" (None while enabled).
+    paused_reason: str | None = None
     status: JobStatus = JobStatus.IDLE
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
@@ -151,6 +198,13 @@ class JobDocument(JobOptions):
     payload_by_admin: bool = False
     run_count: int = 0
     failure_count: int = 0
+    # Failure notification state (worker/notifications.py): consecutive failed slots, failed
+    # slots not yet in a notice, the last failure notice, whether this streak was notified.
+    failure_streak: int = 0
+    unnotified_failures: int = 0
+    last_failure_notice_at: datetime | None = None
+    streak_notified: bool = False
+    last_notification: NotificationRecord | None = None
     version: int = 1
     created_at: datetime
     updated_at: datetime

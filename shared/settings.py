@@ -118,6 +118,19 @@ class Settings(BaseSettings):
         60, gt=0, description="`cronjobs-worker --check` fails if not seen for this long."
     )
     run_retention_days: int = Field(30, ge=1, le=3650, description="Run history kept (TTL).")
+    notify_min_interval_seconds: int = Field(
+        3600,
+        ge=0,
+        le=7 * 86_400,
+        description="At most one failure notice per job this often; later failures are counted "
+        "into the next notice.",
+    )
+    default_pause_after_failures: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="`pauseAfterFailures` of jobs created without one; 0: never auto-pause.",
+    )
 
     # Job types
     disabled_types: CommaList = Field(

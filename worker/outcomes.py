@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -23,6 +23,7 @@ from shared.runs import error_summary, retry_run
 from worker.backoff import Backoff, is_transient
 from worker.completion import Completion, completion_of, is_scheduled
 from worker.metrics import NULL_METRICS, WorkerMetrics
+from worker.notify_policy import StreakStep, streak_step
 
 if TYPE_CHECKING:
     from worker.store import JobView, RunView, WorkerStore
@@ -56,6 +57,8 @@ class Outcome:
     counts_success: bool = False
     # This attempt completes its job (its last slot, or the maxRuns-th success), conditionally.
     completes: Completion | None = None
+    # A slot outcome that moves the job's failure streak (and may owe a notice), else None.
+    streak: StreakStep | None = None
 
     @property
     def duration_ms(self) -> int:
@@ -117,6 +120,7 @@ def conclude(
         retry = retry_run(run.raw, not_before=not_before, now=ended_at)
     job_status = JobStatus.FAILED if failed and retry is None else JobStatus.IDLE
     succeeded = status is RunStatus.SUCCEEDED
+    streak = streak_step(run, job, status, failed=failed, retry_queued=retry is not None)
     return Outcome(
         run_id=run.id,
         job_id=run.job_id,
@@ -129,6 +133,7 @@ def conclude(
         job_status=job_status if booked else None,
         counts_success=succeeded and is_scheduled(run),
         completes=completion_of(run, job, status, retried=retry is not None) if booked else None,
+        streak=streak if booked else None,
     )
 
 
@@ -140,8 +145,11 @@ class Finisher:
         store: WorkerStore,
         delay: float = FLUSH_DELAY_SECONDS,
         metrics: WorkerMetrics = NULL_METRICS,
+        on_written: Callable[[Sequence[Outcome]], None] | None = None,
     ) -> None:
         self.store = store
+        # Told of every batch once written (the notifier takes it from there, off this path).
+        self.on_written = on_written
         self.metrics = metrics
         self.delay = delay
         self._buffer: list[Outcome] = []
@@ -188,6 +196,8 @@ class Finisher:
                     continue
                 del self._buffer[: len(batch)]
                 backoff.succeeded()
+                if self.on_written is not None:
+                    self.on_written(batch)
                 for outcome in late:
                     log.warning(
                         "lease.lost",

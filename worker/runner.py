@@ -24,6 +24,7 @@ from worker.claiming import Claimed, Claimer
 from worker.handlers.context import Executor, Handler
 from worker.leases import Leases, RunBook, WorkerState
 from worker.metrics import NULL_METRICS, WorkerMetrics
+from worker.notifications import Notifier
 from worker.outcomes import Finisher
 from worker.recovery import Recovery
 from worker.scheduling import Enqueued, Scheduler
@@ -44,6 +45,8 @@ PREFETCH: Final = timedelta(milliseconds=50)
 # After the grace period, cancelled handlers get this long to unwind.
 CANCEL_WAIT_SECONDS: Final = 5.0
 FINAL_FLUSH_SECONDS: Final = 10.0
+# Notice follow-ups still running at shutdown get this long (their state is on the jobs).
+NOTIFY_DRAIN_SECONDS: Final = 5.0
 
 log = structlog.get_logger("worker")
 
@@ -72,7 +75,10 @@ class Worker:
         self.store = WorkerStore(db, self.worker_id)
         self.stop_event = asyncio.Event()
         self.timetable = Timetable()
-        self.finisher = Finisher(self.store, metrics=metrics)
+        self.notifier = Notifier(self.store, settings)
+        self.finisher = Finisher(
+            self.store, metrics=metrics, on_written=self.notifier.outcomes_written
+        )
         self.scheduler = Scheduler(self.store, settings, self.stop_event, metrics=metrics)
         self.claimer = Claimer(self.store, settings, self.stop_event, metrics=metrics)
         mode = "streams" if settings.use_change_streams else "polling"
@@ -380,6 +386,8 @@ class Worker:
             await asyncio.wait_for(self.finisher.flush(), FINAL_FLUSH_SECONDS)
         except TimeoutError:
             log.error("worker.unwritten_runs", runs=len(self.finisher))
+        # Notices of the last outcomes: a short wait; state left behind is on the jobs.
+        await self.notifier.drain(NOTIFY_DRAIN_SECONDS)
         await _cancel(background)
         now = utc_now()
         with contextlib.suppress(PyMongoError):

@@ -16,11 +16,12 @@ from typing import Any, Final
 import structlog
 from bson import ObjectId, Timestamp
 from pydantic import ValidationError
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.db import JOBS, RUNS, STREAM_TOKENS, WORKERS, Collection, Database, Document
 from shared.model import JobOptions, JobStatus, OverlapPolicy, RunStatus, RunTrigger
+from worker.notify_policy import StreakEvent
 from worker.outcomes import FAILED_STATUSES, Outcome
 
 DUPLICATE_KEY: Final = 11000
@@ -593,6 +594,74 @@ class WorkerStore:
                 }
             )
 
+    # --- failure notification and auto-pause (worker/notifications.py) ---------------------
+
+    async def job_document(self, job_id: ObjectId) -> Document | None:
+        """The job as stored now (None: deleted)."""
+        return await self.jobs.find_one({"_id": job_id})
+
+    async def auto_pause(
+        self, job_id: ObjectId, streak: int, reason: str, now: datetime
+    ) -> Document | None:
+        """Pause an enabled job whose streak is still `streak`; the job after, or None.
+
+        Like a client's pause it bumps `version` (so no start of it matches any more) and takes
+        `nextRunAt` off the timetable; a slot already queued is recorded skipped (paused).
+        """
+        return await self.jobs.find_one_and_update(
+            {"_id": job_id, "enabled": True, "failureStreak": streak},
+            {
+                "$set": {
+                    "enabled": False,
+                    "status": JobStatus.PAUSED.value,
+                    "pausedAt": now,
+                    "pausedReason": reason,
+                    "nextRunAt": None,
+                    "updatedAt": now,
+                },
+                "$inc": {"version": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def claim_failure_notice(
+        self, job_id: ObjectId, now: datetime, last_sent_by: datetime | None
+    ) -> Document | None:
+        """Take the one failure notice due (of any number of workers one gets it): the job
+        before, whose `unnotifiedFailures` the notice counts, or None if none is due.
+
+        Due: failures not yet notified, and no notice after `last_sent_by` (None: any time).
+        """
+        query: Document = {"_id": job_id, "unnotifiedFailures": {"$gt": 0}}
+        if last_sent_by is not None:
+            query["$or"] = [
+                {"lastFailureNoticeAt": None},
+                {"lastFailureNoticeAt": {"$lte": last_sent_by}},
+            ]
+        return await self.jobs.find_one_and_update(
+            query,
+            {
+                "$set": {
+                    "lastFailureNoticeAt": now,
+                    "unnotifiedFailures": 0,
+                    "streakNotified": True,
+                }
+            },
+            return_document=ReturnDocument.BEFORE,
+        )
+
+    async def claim_recovery_notice(self, job_id: ObjectId) -> Document | None:
+        """Take the recovery notice of a notified streak that ended: the job, or None."""
+        return await self.jobs.find_one_and_update(
+            {"_id": job_id, "streakNotified": True, "failureStreak": 0},
+            {"$set": {"streakNotified": False}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def record_notification(self, job_id: ObjectId, record: Document) -> None:
+        """Keep the last notice's delivery on the job (`lastNotification`)."""
+        await self.jobs.update_one({"_id": job_id}, {"$set": {"lastNotification": record}})
+
     # --- resume tokens ------------------------------------------------------------------------
 
     async def load_token(self, key: str) -> Any:
@@ -643,6 +712,17 @@ def _finish_job(outcome: Outcome, *, usual: bool = False) -> tuple[Document, Doc
     """
     assert outcome.job_status is not None
     fields: Document = {"lastError": outcome.error, "lastDurationMs": outcome.duration_ms}
+    counters = {
+        "runCount": 1,
+        "failureCount": 1 if outcome.failed else 0,
+        "scheduledSuccessCount": 1 if outcome.counts_success else 0,
+    }
+    if outcome.streak is not None:
+        # The failure streak moves with the run's own write, once (worker/notify_policy.py).
+        if outcome.streak.event is StreakEvent.FAILED_SLOT:
+            counters |= {"failureStreak": 1, "unnotifiedFailures": 1}
+        else:
+            fields["failureStreak"] = 0
     query: Document = {"_id": outcome.job_id, "activeRunIds": outcome.run_id}
     if usual:
         # A completed job stays completed (a run-now run, or a slot that overlapped the last).
@@ -653,11 +733,7 @@ def _finish_job(outcome: Outcome, *, usual: bool = False) -> tuple[Document, Doc
         {
             "$pull": {"activeRunIds": outcome.run_id},
             "$max": {"lastRunAt": outcome.started_at},
-            "$inc": {
-                "runCount": 1,
-                "failureCount": 1 if outcome.failed else 0,
-                "scheduledSuccessCount": 1 if outcome.counts_success else 0,
-            },
+            "$inc": counters,
             "$set": fields,
         },
     )

@@ -18,12 +18,16 @@ from api.schemas.bounds import (
     MaxRuns,
 )
 from api.schemas.common import RequestModel, ResponseModel
+from shared import netguard
 from shared.interval import EVERY_MAX_LENGTH
 from shared.model import (
+    MAX_PAUSE_AFTER_FAILURES,
     NAME_MAX_LENGTH,
     JobDocument,
     JobStatus,
     MisfirePolicy,
+    NotificationRecord,
+    NotifyPolicy,
     OverlapPolicy,
     RetryPolicy,
 )
@@ -132,6 +136,41 @@ class RetryIn(RetryPolicy):
     model_config = ConfigDict(validate_by_alias=True, validate_by_name=False)
 
 
+class NotifyIn(NotifyPolicy):
+    """Failure and recovery notices (camelCase only); null channels are not used."""
+
+    model_config = ConfigDict(validate_by_alias=True, validate_by_name=False)
+
+    webhook: str | None = Field(
+        None,
+        min_length=1,
+        max_length=netguard.MAX_URL_LENGTH,
+        description="URL that receives a signed JSON POST per notice (the same URL, host and "
+        "SSRF rules as an httpRequest job under non-admin rules).",
+        examples=["https://hooks.example.com/cron"],
+    )
+
+    @field_validator("webhook")
+    @classmethod
+    def _url_shape(cls, url: str | None) -> str | None:
+        return None if url is None else netguard.check_url_shape(url)
+
+
+PAUSE_AFTER_DESCRIPTION = (
+    "Pause the job after this many consecutive failed slots (`pausedReason` says so); 0: never; "
+    "omitted: CRON_DEFAULT_PAUSE_AFTER_FAILURES."
+)
+PauseAfterFailures = Annotated[
+    int,
+    Field(ge=0, le=MAX_PAUSE_AFTER_FAILURES, description=PAUSE_AFTER_DESCRIPTION, examples=[5]),
+]
+NOTIFY_DESCRIPTION = (
+    "Notify the owner by email and/or webhook when the last attempt of a slot fails (at most "
+    "once per CRON_NOTIFY_MIN_INTERVAL_SECONDS, later failures counted into the next notice), "
+    "on the first success after a notified failure, and on an auto-pause."
+)
+
+
 class JobReplace(RequestModel):
     """A whole job (PUT): every omitted optional field takes its default."""
 
@@ -157,6 +196,8 @@ class JobReplace(RequestModel):
     overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
     misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
     misfire_grace_seconds: GraceSeconds = 300
+    notify: NotifyIn | None = Field(None, description=NOTIFY_DESCRIPTION)
+    pause_after_failures: PauseAfterFailures | None = None
 
 
 class JobCreate(JobReplace):
@@ -208,6 +249,11 @@ class JobPatch(RequestModel):
     overlap_policy: OverlapPolicy | None = None
     misfire_policy: MisfirePolicy | None = None
     misfire_grace_seconds: GraceSeconds | None = None
+    notify: NotifyIn | None = Field(
+        None,
+        description=NOTIFY_DESCRIPTION + " Replaced as a whole; send null channels to stop.",
+    )
+    pause_after_failures: PauseAfterFailures | None = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -227,6 +273,27 @@ class RetryOut(ResponseModel):
     max_attempts: int
     backoff_seconds: float
     backoff_max_seconds: float
+
+
+class NotifyOut(ResponseModel):
+    """Failure and recovery notices as stored."""
+
+    email: str | None
+    webhook: str | None
+    on_failure: bool
+    on_recovery: bool
+
+
+class NotificationOut(ResponseModel):
+    """The last notice the worker tried to deliver."""
+
+    at: datetime = Field(description="When it was sent (or tried).")
+    kind: str = Field(description="failure, recovery or paused.", examples=["failure"])
+    ok: bool = Field(description="Whether every configured channel took it.")
+    error: str | None = Field(
+        description="Why a channel did not take it; null if delivered.",
+        examples=["webhook: HTTP 503 Service Unavailable from hooks.example.com after 12 ms"],
+    )
 
 
 class JobOut(ResponseModel):
@@ -283,6 +350,23 @@ class JobOut(ResponseModel):
     overlap_policy: OverlapPolicy
     misfire_policy: MisfirePolicy
     misfire_grace_seconds: int
+    notify: NotifyOut | None = Field(description=NOTIFY_DESCRIPTION)
+    pause_after_failures: int = Field(
+        description="Consecutive failed slots after which the job pauses itself; 0: never.",
+        examples=[5],
+    )
+    paused_reason: str | None = Field(
+        description='Why the job is paused: "manual" or "auto: N consecutive failures"; null '
+        "while enabled.",
+        examples=["auto: 5 consecutive failures"],
+    )
+    failure_streak: int = Field(
+        description="Consecutive slots whose last attempt failed (0 after a success or resume).",
+        examples=[0],
+    )
+    last_notification: NotificationOut | None = Field(
+        description="The last failure/recovery/pause notice and whether it was delivered."
+    )
 
     @classmethod
     def of(cls, job: JobDocument) -> JobOut:
@@ -318,7 +402,20 @@ class JobOut(ResponseModel):
             overlap_policy=job.overlap_policy,
             misfire_policy=job.misfire_policy,
             misfire_grace_seconds=job.misfire_grace_seconds,
+            notify=_notify_out(job.notify),
+            pause_after_failures=job.pause_after_failures,
+            paused_reason=job.paused_reason,
+            failure_streak=job.failure_streak,
+            last_notification=_notification_out(job.last_notification),
         )
+
+
+def _notify_out(policy: NotifyPolicy | None) -> NotifyOut | None:
+    return None if policy is None else NotifyOut.model_validate(policy.model_dump())
+
+
+def _notification_out(record: NotificationRecord | None) -> NotificationOut | None:
+    return None if record is None else NotificationOut.model_validate(record.model_dump())
 
 
 class JobPage(ResponseModel):

@@ -21,6 +21,7 @@ JOB_FIELDS = {
     "version", "createdAt", "updatedAt", "retry", "timeoutSeconds", "overlapPolicy",
     "misfirePolicy", "misfireGraceSeconds",
     "runAt", "startAt", "endAt", "maxRuns", "scheduledSuccessCount",
+    "notify", "pauseAfterFailures", "pausedReason", "failureStreak", "lastNotification",
 }  # fmt: skip
 
 

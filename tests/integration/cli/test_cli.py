@@ -192,11 +192,13 @@ def test_pause_and_resume_change_enabled_status_and_next_run(
     stored = store[JOBS].find_one({"_id": job_id})
     assert stored is not None
     assert (paused["enabled"], stored["enabled"], stored["status"]) == (False, False, "paused")
+    assert (paused["pausedReason"], stored["pausedReason"]) == ("manual", "manual")
     assert stored["nextRunAt"] is None
-    _run(capsys, environ, "jobs", "resume", str(job_id))
+    resumed = _run(capsys, environ, "jobs", "resume", str(job_id))
     stored = store[JOBS].find_one({"_id": job_id})
     assert stored is not None
     assert (stored["enabled"], stored["status"]) == (True, "idle")
+    assert (resumed["pausedReason"], stored["pausedReason"]) == (None, None)
     assert stored["nextRunAt"] > datetime.now(UTC)
     missing = str(ObjectId())
     assert f"job {missing} not found" in _fail(capsys, environ, "jobs", "pause", missing)

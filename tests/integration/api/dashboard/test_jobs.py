@@ -388,3 +388,28 @@ async def test_bounds_one_offs_and_completed_jobs_are_shown(
     assert 'id="completed-note"' in page.text
     listed = await admin.get("/dashboard/jobs/?status=completed")
     assert _names(listed.text) == ["once"]
+
+
+async def test_paused_reason_shows_in_the_job_list_and_page(
+    admin: DashboardSession, db: Database
+) -> None:
+    manual = await _job(db, "alice", "held", enabled=False)
+    auto = await _job(db, "alice", "fragile")
+    await db[JOBS].update_one(
+        {"_id": auto.id},
+        {
+            "$set": {
+                "enabled": False,
+                "status": "paused",
+                "pausedReason": "auto: 3 consecutive failures",
+                "failureStreak": 3,
+            }
+        },
+    )
+    listing = (await admin.get("/dashboard/jobs/?status=paused")).text
+    assert '<span class="meta paused-reason">manual</span>' in listing
+    assert '<span class="meta paused-reason">auto: 3 consecutive failures</span>' in listing
+    page = (await admin.get(f"/dashboard/jobs/{auto.id}")).text
+    assert '<dd id="paused-reason">auto: 3 consecutive failures</dd>' in page
+    held = (await admin.get(f"/dashboard/jobs/{manual.id}")).text
+    assert '<dd id="paused-reason">manual</dd>' in held
