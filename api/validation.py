@@ -14,6 +14,7 @@ from api.errors import ApiError, field_error, invalid, plain_message
 from api.schemas.common import FieldError
 from api.schemas.jobs import JobReplace
 from shared.interval import IntervalSchedule, anchor_of
+from shared.jitter import max_jitter_seconds
 from shared.job_schedule import SCHEDULE_KINDS, SlotSchedule, schedule_of
 from shared.job_types.limits import json_depth
 from shared.jobs_repo import JobSpec
@@ -44,6 +45,7 @@ def spec_from_body(body: JobReplace, settings: Settings, *, by_admin: bool) -> J
         overlap_policy=body.overlap_policy,
         misfire_policy=body.misfire_policy,
         misfire_grace_seconds=body.misfire_grace_seconds,
+        jitter_seconds=body.jitter_seconds,
     )
     return JobSpec(
         name=body.name,
@@ -100,6 +102,8 @@ class JobValidator:
                     f"must be at most {self.settings.max_timeout_seconds} seconds",
                 )
             )
+        if schedule is not None:
+            errors.extend(jitter_errors(spec.options.jitter_seconds, schedule, now))
         payload_errors = list(check_json_tree(spec.payload, self.settings.max_payload_depth))
         errors.extend(payload_errors)
         if type_known and not payload_errors:
@@ -200,6 +204,26 @@ class JobValidator:
         except PayloadRuleError as error:
             return [field_error(_payload_path((error.field,)), error.message)]
         return []
+
+
+def jitter_errors(
+    jitter_seconds: int, schedule: SlotSchedule, now: datetime | None = None
+) -> list[FieldError]:
+    """`jitterSeconds` may be at most half the schedule's shortest interval (and 3600)."""
+    if jitter_seconds <= 0:
+        return []
+    try:
+        shortest = schedule.min_interval(now or datetime.now(UTC))
+    except ValueError:  # fewer than two fire times left: no interval to stay inside
+        return []
+    allowed = max_jitter_seconds(shortest)
+    if jitter_seconds <= allowed:
+        return []
+    message = (
+        f"must be at most {allowed} s: half the schedule's shortest interval "
+        f"({shortest.total_seconds():g} s)"
+    )
+    return [field_error("jitterSeconds", message)]
 
 
 def _payload_path(location: tuple[int | str, ...] | list[Any]) -> str:

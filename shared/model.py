@@ -97,6 +97,11 @@ class JobOptions(CamelModel):
     misfire_grace_seconds: int = Field(
         300, ge=0, le=7 * 86_400, description="How late a slot may still run under runOnce."
     )
+    # Each slot starts at a stable offset in [0, jitterSeconds) (shared/jitter.py); at most
+    # half the schedule's shortest interval (checked by the API, which knows the schedule).
+    jitter_seconds: int = Field(
+        0, ge=0, le=3600, description="Start each slot up to this many seconds late (stable)."
+    )
 
 
 class JobDocument(JobOptions):

@@ -21,7 +21,9 @@ from api.schemas.catalog import (
     TemplateOut,
 )
 from api.schemas.common import FieldError
+from api.validation import jitter_errors
 from shared.interval import IntervalSchedule
+from shared.jitter import jittered_start
 from shared.registry import JobType
 from shared.schedule import Schedule, parse_timezone
 from shared.settings import Settings
@@ -75,6 +77,8 @@ class CatalogController(Controller):
             every=data.every,
             anchor_at=data.anchor_at,
         )
+        if schedule is not None:
+            errors.extend(jitter_errors(data.jitter_seconds, schedule, now))
         if schedule is None or errors:
             raise invalid(errors)
         zone = parse_timezone(data.timezone)
@@ -89,8 +93,24 @@ class CatalogController(Controller):
             every=interval.every if interval else None,
             anchor_at=interval.anchor if interval else None,
             timezone=zone.key,
-            fire_times=[FireTime(utc=time, local=time.astimezone(zone)) for time in times],
+            fire_times=[
+                FireTime(
+                    utc=time,
+                    local=time.astimezone(zone),
+                    starts_at=_starts_at(data, time),
+                )
+                for time in times
+            ],
         )
+
+
+def _starts_at(data: PreviewIn, slot: datetime) -> datetime | None:
+    """The slot's jittered start, if it can be known (the offset needs the job's id)."""
+    if data.jitter_seconds == 0:
+        return slot
+    if data.job_id is None:
+        return None
+    return jittered_start(data.job_id, slot, data.jitter_seconds)
 
 
 def _templates(job_type: JobType, settings: Settings) -> list[TemplateOut] | None:

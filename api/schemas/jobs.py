@@ -10,6 +10,7 @@ from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from api.schemas.common import RequestModel, ResponseModel
 from shared.interval import EVERY_MAX_LENGTH
+from shared.jitter import JITTER_MAX_SECONDS
 from shared.model import (
     NAME_MAX_LENGTH,
     JobDocument,
@@ -113,6 +114,14 @@ TIMEOUT_DESCRIPTION = (
     "omitted: CRON_DEFAULT_TIMEOUT_SECONDS."
 )
 GraceSeconds = Annotated[int, Field(ge=0, le=7 * 86_400, examples=[300])]
+JITTER_DESCRIPTION = (
+    "Start each slot up to this many seconds after its scheduled time, at an offset that is "
+    "stable for the job and slot (0..3600, at most half the schedule's shortest interval; "
+    "0 = on time). Spreads jobs that share a time; runs keep the nominal `scheduledFor`."
+)
+JitterSeconds = Annotated[
+    int, Field(ge=0, le=JITTER_MAX_SECONDS, description=JITTER_DESCRIPTION, examples=[30])
+]
 
 
 class RetryIn(RetryPolicy):
@@ -136,6 +145,7 @@ class JobReplace(RequestModel):
     overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
     misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
     misfire_grace_seconds: GraceSeconds = 300
+    jitter_seconds: JitterSeconds = 0
 
 
 class JobCreate(JobReplace):
@@ -169,6 +179,7 @@ class JobPatch(RequestModel):
     overlap_policy: OverlapPolicy | None = None
     misfire_policy: MisfirePolicy | None = None
     misfire_grace_seconds: GraceSeconds | None = None
+    jitter_seconds: JitterSeconds | None = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -226,6 +237,7 @@ class JobOut(ResponseModel):
     overlap_policy: OverlapPolicy
     misfire_policy: MisfirePolicy
     misfire_grace_seconds: int
+    jitter_seconds: int = Field(description=JITTER_DESCRIPTION, examples=[30])
 
     @classmethod
     def of(cls, job: JobDocument) -> JobOut:
@@ -256,6 +268,7 @@ class JobOut(ResponseModel):
             overlap_policy=job.overlap_policy,
             misfire_policy=job.misfire_policy,
             misfire_grace_seconds=job.misfire_grace_seconds,
+            jitter_seconds=job.jitter_seconds,
         )
 
 
