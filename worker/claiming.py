@@ -29,6 +29,7 @@ from worker.backoff import persist
 from worker.fairness import (
     OWNER_CAP_WAIT_SECONDS,
     OwnerGate,
+    SecondReads,
     heavy_owners,
     interleave,
     merge_unique,
@@ -142,6 +143,7 @@ class Claimer:
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.monotonic = time.monotonic
         self.gate = OwnerGate(store.owners, settings.max_running_per_owner)
+        self.second_reads = SecondReads()
         self._deferred_until: datetime | None = None
 
     async def claim(
@@ -212,8 +214,9 @@ class Claimer:
         limit = min(self.settings.claim_batch_size, capacity * READ_SPREAD)
         due = await self.store.due_pending(now, limit)
         heavy = heavy_owners(due, run_owner, limit, self.settings.max_running_per_owner)
-        if heavy:
+        if self.second_reads.wanted(heavy):
             others = await self.store.due_pending(now, limit, exclude_owners=heavy)
+            self.second_reads.found(len(others))
             due = merge_unique(due, others, key=lambda run: run.id)
         more = len(due) >= limit or len(due) > capacity
         # Several workers read the same queue: a random order keeps most of them apart, and

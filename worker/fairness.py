@@ -11,6 +11,7 @@ The functions above `OwnerGate` are pure.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
@@ -24,8 +25,13 @@ from worker.store import JobView, RunView, Start
 T = TypeVar("T")
 # An owner holding more than this share of a full batch is left out of the second read.
 HEAVY_SHARE: Final = 0.1
-# A run over its owner's cap is queued again this long later (a slot frees when a run ends).
-OWNER_CAP_WAIT_SECONDS: Final = 1.0
+# A run over its owner's cap is queued again this long later: a slot frees when a run of the
+# owner ends, on any worker, and no worker is told; the wait bounds the owner's throughput to
+# about cap / (handler time + this wait), the price of one more claim pass per wait.
+OWNER_CAP_WAIT_SECONDS: Final = 0.25
+# After a second read found no other owner, none is tried for this long (a herd of one owner
+# would otherwise pay a wasted read, a scan on the stand-in, for every batch).
+QUIET_SECONDS: Final = 1.0
 
 log = structlog.get_logger("worker.fairness")
 
@@ -72,6 +78,27 @@ def job_owner(job: JobView) -> str:
 def run_owner(run: RunView) -> str:
     """The owner a run counts for."""
     return run.owner_id or ""
+
+
+class SecondReads:
+    """Whether a second read past the crowding owners is worth making now.
+
+    After one found nothing (a herd of one owner), none is made for `QUIET_SECONDS`: another
+    owner's jobs that fall due meanwhile wait at most that long for a place in the batch.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._quiet_until = 0.0
+
+    def wanted(self, heavy: set[str]) -> bool:
+        """Some owners crowd the batch, and other owners had due work lately."""
+        return bool(heavy) and self.clock() >= self._quiet_until
+
+    def found(self, count: int) -> None:
+        """The second read returned `count` items."""
+        if count == 0:
+            self._quiet_until = self.clock() + QUIET_SECONDS
 
 
 def merge_unique(first: Sequence[T], second: Sequence[T], key: Callable[[T], object]) -> list[T]:
@@ -144,15 +171,11 @@ class OwnerGate:
                 listed = set(now_held.get(owner, ()))
                 for start in group:
                     (admitted if start.run_id in listed else over).append(start)
+        deferred: dict[str, int] = {}
         for start in over:
-            log.info(
-                "run.deferred",
-                run_id=str(start.run_id),
-                job_id=str(start.job.id),
-                owner_id=start.job.owner_id,
-                reason="owner at its running cap",
-                cap=self.cap,
-            )
+            deferred[start.job.owner_id] = deferred.get(start.job.owner_id, 0) + 1
+        for owner, count in deferred.items():  # one line per owner and pass, not per run
+            log.info("owner.at_cap", owner_id=owner, deferred_runs=count, cap=self.cap)
         order = {start.run_id: index for index, start in enumerate(starts)}
         return sorted(admitted, key=lambda s: order[s.run_id]), over
 

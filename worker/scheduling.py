@@ -25,7 +25,7 @@ from shared.model import MisfirePolicy, RunStatus
 from shared.runs import RunReason, scheduled_run, slot_record, utc_now
 from shared.settings import Settings
 from worker.backoff import persist
-from worker.fairness import heavy_owners, job_owner, merge_unique
+from worker.fairness import SecondReads, heavy_owners, job_owner, merge_unique
 from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.store import Advance, JobView, RunView, WorkerStore, parse_run
 
@@ -97,6 +97,7 @@ class Scheduler:
         self.clock = clock
         self.threshold = timedelta(seconds=settings.misfire_threshold_seconds)
         self.lease = timedelta(seconds=settings.lease_seconds)
+        self.second_reads = SecondReads()
 
     async def read_due(self, at: datetime) -> list[JobView]:
         """The next batch of jobs due by `at` (`at` may be a moment ahead): one read, and when
@@ -105,9 +106,10 @@ class Scheduler:
         limit = self.settings.claim_batch_size
         jobs = await self.store.due_jobs(at, limit)
         heavy = heavy_owners(jobs, job_owner, limit, self.settings.max_running_per_owner)
-        if not heavy:
+        if not self.second_reads.wanted(heavy):
             return jobs
         others = await self.store.due_jobs(at, limit, exclude_owners=heavy)
+        self.second_reads.found(len(others))
         return merge_unique(jobs, others, key=lambda job: job.id)
 
     def plan(self, jobs: list[JobView], now: datetime, capacity: int = 0) -> Plan:

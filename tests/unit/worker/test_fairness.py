@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from bson import ObjectId
 
-from worker.fairness import heavy_owners, interleave, merge_unique, plan_admission
+from worker.fairness import (
+    QUIET_SECONDS,
+    SecondReads,
+    heavy_owners,
+    interleave,
+    merge_unique,
+    plan_admission,
+)
 from worker.store import Start, parse_job
 
 
@@ -78,3 +85,16 @@ def test_a_run_holding_a_slot_already_is_admitted_without_a_write() -> None:
     assert admission.held == [again]
     assert admission.takes == {}
     assert len(admission.over) == 1
+
+
+def test_a_second_read_that_found_nothing_is_not_repeated_for_a_while() -> None:
+    now = [0.0]
+    reads = SecondReads(clock=lambda: now[0])
+    assert not reads.wanted(set())  # nobody crowds the batch: no second read
+    assert reads.wanted({"big"})
+    reads.found(3)
+    assert reads.wanted({"big"})  # other owners were there: keep looking
+    reads.found(0)
+    assert not reads.wanted({"big"})  # a herd of one owner: quiet for a while
+    now[0] += QUIET_SECONDS
+    assert reads.wanted({"big"})
