@@ -16,6 +16,8 @@ import structlog
 from pymongo.errors import PyMongoError
 
 from shared.db import Database, ensure_indexes
+from shared.jitter import jittered_start
+from shared.model import RunTrigger
 from shared.registry import JobTypeRegistry, build_registry
 from shared.runs import utc_now
 from shared.settings import Settings
@@ -312,10 +314,7 @@ class Worker:
         assert self._executor is not None
         trigger = item.run.trigger.value
         started_at = utc_now()  # the handler's start: the record keeps the same instant
-        # Lag counts from when the run was due: its `notBefore` (a jittered slot, a retry's
-        # backoff), else its slot.
-        due = item.run.not_before or item.run.scheduled_for
-        self.metrics.fire_lag(trigger, (started_at - due).total_seconds())
+        self.metrics.fire_lag(trigger, (started_at - due_at(item)).total_seconds())
         try:
             outcome = await self._executor.execute(item, started_at)
             self.finisher.add(outcome)
@@ -411,3 +410,15 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def due_at(item: Claimed) -> datetime:
+    """When a run was due, for its fire lag: a slot at its jittered start (computed, as a
+    deferral for the owner cap moves `notBefore`), a retry after its backoff (`notBefore`), a
+    run-now when requested."""
+    run = item.run
+    if run.trigger is RunTrigger.SCHEDULE:
+        return jittered_start(run.job_id, run.scheduled_for, item.job.options.jitter_seconds)
+    if run.trigger is RunTrigger.RETRY and run.not_before is not None:
+        return run.not_before
+    return run.scheduled_for
