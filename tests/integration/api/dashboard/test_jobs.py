@@ -326,3 +326,13 @@ async def test_generate_report_jobs_show_their_reports_escaped(
     assert "<img src=x" not in page.text
     other = await _job(db, "alice", "not a report")
     assert 'id="reports-h"' not in (await admin.get(f"/dashboard/jobs/{other.id}")).text
+
+
+async def test_a_job_page_shows_its_jitter_only_when_it_has_one(
+    admin: DashboardSession, db: Database
+) -> None:
+    jittered = await _job(db, "alice", "spread", options=JobOptions(jitter_seconds=90))
+    plain = await _job(db, "alice", "on time")
+    page = await admin.get(f"/dashboard/jobs/{jittered.id}")
+    assert "<dt>jitter</dt><dd>up to 90 s after each slot</dd>" in page.text
+    assert "<dt>jitter</dt>" not in (await admin.get(f"/dashboard/jobs/{plain.id}")).text
