@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from api.errors import field_error, invalid
@@ -22,9 +23,10 @@ def schedule_preview(
     start_at: datetime | None = None,
     end_at: datetime | None = None,
     max_runs: int | None = None,
+    starts_at: Callable[[datetime], datetime | None] = lambda slot: slot,
 ) -> PreviewOut:
     """The next `count` slots after `now` within the bounds (at most `max_runs`); 422 on the
-    schedule's field past the calendar."""
+    schedule's field past the calendar. `starts_at`: when a slot starts (its jittered start)."""
     zone = parse_timezone(timezone)
     inner = schedule.inner if isinstance(schedule, BoundedSchedule) else schedule
     interval = inner if isinstance(inner, IntervalSchedule) else None
@@ -41,5 +43,8 @@ def schedule_preview(
         start_at=start_at,
         end_at=end_at,
         timezone=zone.key,
-        fire_times=[FireTime(utc=time, local=time.astimezone(zone)) for time in times],
+        fire_times=[
+            FireTime(utc=time, local=time.astimezone(zone), starts_at=starts_at(time))
+            for time in times
+        ],
     )

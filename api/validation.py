@@ -17,6 +17,7 @@ from api.notify_rules import check_webhook
 from api.schemas.common import FieldError
 from api.schemas.jobs import JobReplace
 from shared.interval import IntervalSchedule, anchor_of
+from shared.jitter import max_jitter_seconds
 from shared.job_schedule import SCHEDULE_KINDS, SlotSchedule, schedule_of
 from shared.job_types.limits import json_depth
 from shared.jobs_repo import JobSpec
@@ -55,6 +56,7 @@ def spec_from_body(body: JobReplace, settings: Settings, *, by_admin: bool) -> J
             if body.pause_after_failures is None
             else body.pause_after_failures
         ),
+        jitter_seconds=body.jitter_seconds,
     )
     return JobSpec(
         name=body.name,
@@ -133,6 +135,8 @@ class JobValidator:
                 )
             )
         errors.extend(check_webhook(spec.options.notify, self.settings))
+        if schedule is not None:
+            errors.extend(jitter_errors(spec.options.jitter_seconds, schedule, now))
         payload_errors = list(check_json_tree(spec.payload, self.settings.max_payload_depth))
         errors.extend(payload_errors)
         if type_known and not payload_errors:
@@ -237,6 +241,26 @@ class JobValidator:
         except PayloadRuleError as error:
             return [field_error(_payload_path((error.field,)), error.message)]
         return []
+
+
+def jitter_errors(
+    jitter_seconds: int, schedule: SlotSchedule, now: datetime | None = None
+) -> list[FieldError]:
+    """`jitterSeconds` may be at most half the schedule's shortest interval (and 3600)."""
+    if jitter_seconds <= 0:
+        return []
+    try:
+        shortest = schedule.min_interval(now or datetime.now(UTC))
+    except ValueError:  # fewer than two fire times left: no interval to stay inside
+        return []
+    allowed = max_jitter_seconds(shortest)
+    if jitter_seconds <= allowed:
+        return []
+    message = (
+        f"must be at most {allowed} s: half the schedule's shortest interval "
+        f"({shortest.total_seconds():g} s)"
+    )
+    return [field_error("jitterSeconds", message)]
 
 
 def _payload_path(location: tuple[int | str, ...] | list[Any]) -> str:

@@ -146,6 +146,12 @@ class JobOptions(CamelModel):
         description="Pause the job after this many consecutive failed slots; 0: never.",
     )
 
+    # Each slot starts at a stable offset in [0, jitterSeconds) (shared/jitter.py); at most
+    # half the schedule's shortest interval (checked by the API, which knows the schedule).
+    jitter_seconds: int = Field(
+        0, ge=0, le=3600, description="Start each slot up to this many seconds late (stable)."
+    )
+
 
 class NotificationRecord(CamelModel):
     """The last notice the worker tried to deliver for a job, and whether it arrived."""

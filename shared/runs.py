@@ -124,12 +124,14 @@ def scheduled_run(
     now: datetime,
     start_deadline: datetime | None,
     lease: tuple[str, datetime] | None = None,
+    not_before: datetime | None = None,
 ) -> Document:
     """A due slot queued by the schedule stage: `pending` until its start deadline.
 
     With `lease` (worker id, expiry) the run is queued already acquired by that worker, as an
     acquisition would leave it (`running`, leased, not yet started on its job): the insert that
     wins the unique `(jobId, slot, attempt)` index is the acquisition, one write instead of two.
+    `not_before`: the jittered start (default: the slot itself).
     """
     document = _run(
         job,
@@ -138,7 +140,7 @@ def scheduled_run(
         trigger=RunTrigger.SCHEDULE,
         status=RunStatus.PENDING,
         now=now,
-        not_before=slot,
+        not_before=not_before or slot,
         start_deadline=start_deadline,
     )
     if lease is not None:

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         le=5000,
         description="Due jobs read per query (a herd is worked off in such batches).",
     )
+    max_running_per_owner: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="Runs of one owner in flight across all workers (0: no cap); runs over it "
+        "wait in the queue.",
+    )
     lease_seconds: float = Field(30, gt=0, description="Run lease length.")
     heartbeat_seconds: float = Field(
         5, gt=0, description="Lease renewal / heartbeat interval; 3 missed beats: worker dead."

@@ -27,6 +27,15 @@ from shared.runs import RunReason, utc_now
 from shared.settings import Settings
 from worker.backoff import persist
 from worker.completion import ends_schedule, is_completed, is_scheduled
+from worker.fairness import (
+    OWNER_CAP_WAIT_SECONDS,
+    OwnerGate,
+    SecondReads,
+    heavy_owners,
+    interleave,
+    merge_unique,
+    run_owner,
+)
 from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.scheduling import is_slot_of, next_slot
 from worker.store import Advance, JobView, Release, RunView, Start, WorkerStore
@@ -71,6 +80,8 @@ class ClaimPass:
     conflicts: int = 0
     # Jobs whose carried `nextRunAt` advance went out with their run's start write.
     advanced: set[ObjectId] = field(default_factory=set)
+    # Runs over their owner's cap were queued again, due at this instant (None: none).
+    deferred_until: datetime | None = None
 
 
 class Verdict(Enum):
@@ -152,6 +163,9 @@ class Claimer:
         self.clock = clock
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.monotonic = time.monotonic
+        self.gate = OwnerGate(store.owners, settings.max_running_per_owner)
+        self.second_reads = SecondReads()
+        self._deferred_until: datetime | None = None
 
     async def claim(
         self,
@@ -196,9 +210,16 @@ class Claimer:
         self.metrics.claim_conflict(conflicts)
         if not runs:
             return ClaimPass(more=more, conflicts=conflicts)
+        self._deferred_until = None
         claimed, advanced = await self._start(runs, {**(known or {}), **jobs}, carried or {})
         claimed = await self._still_ours(claimed, began)
-        return ClaimPass(claimed=claimed, more=more, conflicts=conflicts, advanced=advanced)
+        return ClaimPass(
+            claimed=claimed,
+            more=more,
+            conflicts=conflicts,
+            advanced=advanced,
+            deferred_until=self._deferred_until,
+        )
 
     def _holds(self, run: RunView) -> bool:
         return run.status is RunStatus.RUNNING and run.worker_id == self.store.worker_id
@@ -206,15 +227,23 @@ class Claimer:
     async def _candidates(
         self, capacity: int, fresh: Sequence[RunView]
     ) -> tuple[list[RunView], bool]:
-        """Fresh runs first; the queue is read (one query) only when there are none."""
+        """Fresh runs first; the queue is read only when there are none: one query, and a
+        second one without the owners that filled a full first read (`heavy_owners`)."""
         if fresh:
             return list(fresh[:capacity]), len(fresh) > capacity
         now = self.clock()
         limit = min(self.settings.claim_batch_size, capacity * READ_SPREAD)
         due = await self.store.due_pending(now, limit)
+        heavy = heavy_owners(due, run_owner, limit, self.settings.max_running_per_owner)
+        if self.second_reads.wanted(heavy):
+            others = await self.store.due_pending(now, limit, exclude_owners=heavy)
+            self.second_reads.found(len(others))
+            due = merge_unique(due, others, key=lambda run: run.id)
         more = len(due) >= limit or len(due) > capacity
-        # Several workers read the same queue: a random pick keeps most of them apart.
-        return (random.sample(due, capacity) if len(due) > capacity else due), more
+        # Several workers read the same queue: a random order keeps most of them apart, and
+        # owners take turns (round-robin) so that no owner's runs fill the pass.
+        random.shuffle(due)
+        return interleave(due, run_owner)[:capacity], more
 
     async def _start(
         self,
@@ -238,6 +267,8 @@ class Claimer:
                 starts.append(Start(run.id, job, carry, scheduled=is_scheduled(run)))
             else:
                 releases.append(self._release(run, job, judgement, now))
+        if self.gate.enabled:
+            starts = await self._admit(starts, releases, now)
         matched = await persist(
             lambda: self.store.start_runs(starts), what="start runs", stop=self.stop
         )
@@ -245,6 +276,11 @@ class Claimer:
         if matched < len(starts):
             started, lost = await self._settle_lost_starts(starts, {run.id: run for run in runs})
             releases.extend(lost)
+            # Their owner slots go back before they do (a run in the queue never holds one).
+            unstarted = [release.run_id for release in lost]
+            await persist(
+                lambda: self.gate.release(unstarted), what="release owner slots", stop=self.stop
+            )
         await persist(
             lambda: self.store.release_runs(releases, now), what="release runs", stop=self.stop
         )
@@ -276,6 +312,24 @@ class Claimer:
                 what="complete jobs",
                 stop=self.stop,
             )
+
+    async def _admit(
+        self, starts: list[Start], releases: list[Release], now: datetime
+    ) -> list[Start]:
+        """The starts that got a slot of their owner; the others are queued again (appended
+        to `releases`) a moment later, their start deadline lifted: they were on time and wait
+        only for their owner's other runs, so they are deferred, never dropped."""
+        admitted, over = await persist(
+            lambda: self.gate.admit(starts), what="take owner slots", stop=self.stop
+        )
+        if over:
+            later = now + timedelta(seconds=OWNER_CAP_WAIT_SECONDS)
+            self._deferred_until = later
+            releases.extend(
+                Release(start.run_id, RunStatus.PENDING, not_before=later, lift_deadline=True)
+                for start in over
+            )
+        return admitted
 
     async def _settle_lost_starts(
         self, starts: list[Start], runs: dict[ObjectId, RunView]

@@ -81,14 +81,16 @@ def retry_delay(
     policy: RetryPolicy,
     uniform: Callable[[float, float], float] = random.uniform,
 ) -> float:
-    """Seconds before the attempt after `failed_attempt` (1-based): exponential, full jitter.
+    """Seconds before the attempt after `failed_attempt` (1-based): exponential, jittered.
 
-    The ceiling doubles per attempt from `backoffSeconds`, capped by `backoffMaxSeconds`; the
-    delay is drawn uniformly between `backoffSeconds` and that ceiling, so the first retry
-    waits exactly `backoffSeconds` and later ones spread out to avoid retrying in lockstep.
+    Drawn uniformly between `backoffSeconds` and a ceiling that starts at twice
+    `backoffSeconds` and doubles per attempt, capped by `backoffMaxSeconds`: retry n waits
+    between `backoffSeconds` and min(`backoffSeconds` x 2^n, `backoffMaxSeconds`). Never less
+    than `backoffSeconds` (nor more than the cap), and already the first retry is spread, so
+    jobs that fail together do not retry in lockstep.
     """
     floor = min(policy.backoff_seconds, policy.backoff_max_seconds)
-    exponent = max(0, min(failed_attempt - 1, 30))
+    exponent = max(1, min(failed_attempt, 30))
     ceiling = max(floor, min(policy.backoff_max_seconds, policy.backoff_seconds * 2**exponent))
     return uniform(floor, ceiling)
 

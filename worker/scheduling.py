@@ -23,12 +23,14 @@ from bson import ObjectId
 
 from shared.bounds import next_or_none
 from shared.db import Document
+from shared.jitter import jittered_start
 from shared.job_schedule import SlotSchedule
 from shared.model import MisfirePolicy, RunStatus
 from shared.runs import RunReason, scheduled_run, slot_record, utc_now
 from shared.settings import Settings
 from worker.backoff import persist
 from worker.completion import BoundedKey, bounded_key, bounded_schedule, max_runs_reached
+from worker.fairness import SecondReads, heavy_owners, job_owner, merge_unique
 from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.store import Advance, JobView, RunView, WorkerStore, parse_run
 
@@ -74,6 +76,8 @@ class Enqueued:
     carried: dict[ObjectId, Advance] = field(default_factory=dict)
     # Some slots were queued by another worker first: the queue holds runs to claim.
     others_queued: bool = False
+    # The earliest `notBefore` of the jittered runs queued for later (None: none queued).
+    later: datetime | None = None
 
     def uncarried(self, advanced: set[ObjectId]) -> list[Advance]:
         """The carried advances no start write took along (`advanced`): to write on their own."""
@@ -98,10 +102,20 @@ class Scheduler:
         self.clock = clock
         self.threshold = timedelta(seconds=settings.misfire_threshold_seconds)
         self.lease = timedelta(seconds=settings.lease_seconds)
+        self.second_reads = SecondReads()
 
     async def read_due(self, at: datetime) -> list[JobView]:
-        """The next batch of jobs due by `at` (one read; `at` may be a moment ahead)."""
-        return await self.store.due_jobs(at, self.settings.claim_batch_size)
+        """The next batch of jobs due by `at` (`at` may be a moment ahead): one read, and when
+        it is full, a second one without the owners that crowd it (`fairness.heavy_owners`),
+        so that one owner's herd cannot keep the others' due jobs out of the batch."""
+        limit = self.settings.claim_batch_size
+        jobs = await self.store.due_jobs(at, limit)
+        heavy = heavy_owners(jobs, job_owner, limit, self.settings.max_running_per_owner)
+        if not self.second_reads.wanted(heavy):
+            return jobs
+        others = await self.store.due_jobs(at, limit, exclude_owners=heavy)
+        self.second_reads.found(len(others))
+        return merge_unique(jobs, others, key=lambda job: job.id)
 
     def plan(self, jobs: list[JobView], now: datetime, capacity: int = 0) -> Plan:
         """The records and advances for these jobs at `now` (no I/O; `now` may be a slot the
@@ -111,6 +125,7 @@ class Scheduler:
         plan = Plan(jobs=jobs, now=now)
         lease = (self.store.worker_id, now + self.lease)
         memo: dict[tuple[ScheduleKey, datetime], DueSlots] = {}
+        held_count = 0
         for job in jobs:
             if max_runs_reached(job):  # a stale advance revived it: nothing more to run
                 plan.advances[job.id] = Advance(job.id, job.version, None, complete=True)
@@ -132,11 +147,23 @@ class Scheduler:
             plan.advances[job.id] = Advance(job.id, job.version, slots.next_run_at, complete)
             if slots.latest is None:
                 continue
-            deadline = start_deadline(job, slots.latest, self.threshold)
-            held = lease if len(plan.queued) < capacity else None
+            # A jittered slot starts later than its slot, and its start deadline moves with it.
+            begins = jittered_start(job.id, slots.latest, job.options.jitter_seconds)
+            deadline = start_deadline(job, slots.latest, self.threshold) + (begins - slots.latest)
+            # Only runs due at the slot are queued held: a jittered one waits in the queue for
+            # its own `notBefore`, for any worker (holding it would hold a handler idle).
+            held = lease if held_count < capacity and begins <= now else None
+            held_count += held is not None
             plan.queued.append((len(plan.documents), job))
             plan.documents.append(
-                scheduled_run(job, slots.latest, now=now, start_deadline=deadline, lease=held)
+                scheduled_run(
+                    job,
+                    slots.latest,
+                    now=now,
+                    start_deadline=deadline,
+                    lease=held,
+                    not_before=begins,
+                )
             )
             plan.documents.extend(_missed_records(job, slots, now))
         return plan
@@ -164,7 +191,15 @@ class Scheduler:
             )
             duplicates = {i for i in duplicates if documents[i]["_id"] not in ours}
         self.metrics.records_inserted(documents, duplicates)  # the `missed` ones count
-        fresh = [parse_run(documents[index]) for index, _ in plan.queued if index not in duplicates]
+        queued = [parse_run(documents[i]) for i, _ in plan.queued if i not in duplicates]
+        # Jittered runs not due yet stay in the queue: claimed there from their `notBefore`.
+        fresh: list[RunView] = []
+        later: list[datetime] = []
+        for run in queued:
+            if run.not_before is not None and run.not_before > plan.now:
+                later.append(run.not_before)
+            else:
+                fresh.append(run)
         advances = dict(plan.advances)
         # An advance that ends the schedule (`nextRunAt` null) is a `$set`: never carried.
         carried = {
@@ -180,7 +215,8 @@ class Scheduler:
             more=plan.more,
             advances=list(advances.values()),
             carried=carried,
-            others_queued=len(fresh) < len(plan.queued),
+            others_queued=len(queued) < len(plan.queued),
+            later=min(later, default=None),
         )
 
     async def enqueue_due(self, capacity: int = 0) -> Enqueued:

@@ -23,6 +23,7 @@ from shared.db import JOBS, RUNS, STREAM_TOKENS, WORKERS, Collection, Database, 
 from shared.model import JobOptions, JobStatus, OverlapPolicy, RunStatus, RunTrigger
 from worker.notify_policy import StreakEvent
 from worker.outcomes import FAILED_STATUSES, Outcome
+from worker.owner_store import OwnerSlotStore
 
 DUPLICATE_KEY: Final = 11000
 RUNNING: Final = RunStatus.RUNNING.value
@@ -38,6 +39,7 @@ _OPTION_FIELDS: Final = (
     "overlapPolicy",
     "misfirePolicy",
     "misfireGraceSeconds",
+    "jitterSeconds",
 )
 
 log = structlog.get_logger("worker.store")
@@ -149,6 +151,8 @@ class RunView:
     error: str | None
     # The stored document (a retry copies its identity fields).
     raw: Document
+    # When it may start (a jittered slot: after its slot); None only for final records.
+    not_before: datetime | None = None
 
 
 def parse_run(document: Document) -> RunView:
@@ -168,6 +172,7 @@ def parse_run(document: Document) -> RunView:
         owner_id=document.get("ownerId"),
         error=document.get("error"),
         raw=document,
+        not_before=document.get("notBefore"),
     )
 
 
@@ -207,14 +212,18 @@ class Release:
     error: str | None = None
     # For a run queued again (`pending`): when it is due; None keeps its `notBefore`.
     not_before: datetime | None = None
+    # Queued again for its owner's cap: it was on time, so its start deadline no longer applies.
+    lift_deadline: bool = False
 
 
 class WorkerStore:
     """The worker's view of the database."""
 
-    def __init__(self, db: Database, worker_id: str) -> None:
+    def __init__(self, db: Database, worker_id: str, *, owner_slots: bool = False) -> None:
         self.db = db
         self.worker_id = worker_id
+        # Per-owner run slots (`CRON_MAX_RUNNING_PER_OWNER`), their own queries.
+        self.owners = OwnerSlotStore(db, enabled=owner_slots)
         self.jobs: Collection = db[JOBS]
         self.runs: Collection = db[RUNS]
         self.workers: Collection = db[WORKERS]
@@ -222,9 +231,15 @@ class WorkerStore:
 
     # --- scheduling: due jobs become pending runs -----------------------------------------
 
-    async def due_jobs(self, now: datetime, limit: int) -> list[JobView]:
-        """Up to `limit` enabled jobs whose `nextRunAt` has come (one range query, no sort)."""
-        cursor = self.jobs.find({"enabled": True, "nextRunAt": {"$lte": now}}, limit=limit)
+    async def due_jobs(
+        self, now: datetime, limit: int, exclude_owners: Iterable[str] = ()
+    ) -> list[JobView]:
+        """Up to `limit` enabled jobs whose `nextRunAt` has come (one range query, no sort),
+        of owners other than `exclude_owners`."""
+        query: Document = {"enabled": True, "nextRunAt": {"$lte": now}}
+        if exclude_owners:
+            query["ownerId"] = {"$nin": list(exclude_owners)}
+        cursor = self.jobs.find(query, limit=limit)
         return [parse_job(document) async for document in cursor]
 
     async def earliest_job_time(self, before: datetime) -> datetime | None:
@@ -292,9 +307,15 @@ class WorkerStore:
 
     # --- claiming: the one start path ------------------------------------------------------
 
-    async def due_pending(self, now: datetime, limit: int) -> list[RunView]:
-        """Up to `limit` pending runs whose `notBefore` has come."""
-        cursor = self.runs.find({"status": PENDING, "notBefore": {"$lte": now}}, limit=limit)
+    async def due_pending(
+        self, now: datetime, limit: int, exclude_owners: Iterable[str] = ()
+    ) -> list[RunView]:
+        """Up to `limit` pending runs whose `notBefore` has come, of owners other than
+        `exclude_owners`."""
+        query: Document = {"status": PENDING, "notBefore": {"$lte": now}}
+        if exclude_owners:
+            query["ownerId"] = {"$nin": list(exclude_owners)}
+        cursor = self.runs.find(query, limit=limit)
         return [parse_run(document) async for document in cursor]
 
     async def count_backlog(self, now: datetime, cap: int) -> tuple[int, int]:
@@ -395,6 +416,8 @@ class WorkerStore:
                 fields["workerId"] = None
                 if release.not_before is not None:
                     fields["notBefore"] = release.not_before
+                if release.lift_deadline:
+                    fields["startDeadline"] = None
             else:
                 fields |= {"endedAt": now, "error": release.error}
             operations.append(
@@ -550,6 +573,8 @@ class WorkerStore:
                 )
         for outcome in late:
             await self._settle_late(outcome)
+        if self.owners.enabled:  # ended runs give their owner's slot back (reaped ones too)
+            await self.owners.release([outcome.run_id for outcome in outcomes])
         return late
 
     async def _overwrite_reaped(self, outcomes: Sequence[Outcome]) -> list[Outcome]:

@@ -22,6 +22,8 @@ from api.schemas.catalog import (
     TemplateOut,
 )
 from api.schemas.common import FieldError
+from api.validation import jitter_errors
+from shared.jitter import jittered_start
 from shared.registry import JobType
 from shared.settings import Settings
 
@@ -78,6 +80,8 @@ class CatalogController(Controller):
             run_at=data.run_at,
         )
         errors.extend(check_bounds(data, schedule, None, now))
+        if schedule is not None:
+            errors.extend(jitter_errors(data.jitter_seconds, schedule, now))
         if schedule is None or errors:
             raise invalid(errors)
         return schedule_preview(
@@ -88,7 +92,17 @@ class CatalogController(Controller):
             start_at=data.start_at,
             end_at=data.end_at,
             max_runs=data.max_runs,
+            starts_at=lambda slot: _starts_at(data, slot),
         )
+
+
+def _starts_at(data: PreviewIn, slot: datetime) -> datetime | None:
+    """The slot's jittered start, if it can be known (the offset needs the job's id)."""
+    if data.jitter_seconds == 0:
+        return slot
+    if data.job_id is None:
+        return None
+    return jittered_start(data.job_id, slot, data.jitter_seconds)
 
 
 def _templates(job_type: JobType, settings: Settings) -> list[TemplateOut] | None:

@@ -67,6 +67,8 @@ class DryRunController(Controller):
             start_at=spec.start_at,
             end_at=spec.end_at,
             max_runs=spec.max_runs,
+            # A jittered start needs the job's id, which only a save assigns.
+            starts_at=lambda slot: slot if spec.options.jitter_seconds == 0 else None,
         )
         first = preview.fire_times[0].utc if preview.fire_times else now
         identity = dry_run_identity(spec.name, first, spec.timezone)

@@ -16,7 +16,14 @@ from api.schemas.bounds import (
     MaxRuns,
 )
 from api.schemas.common import RequestModel, ResponseModel
-from api.schemas.jobs import CRON_DESCRIPTION, EVERY_DESCRIPTION, Cron, Every, Timezone
+from api.schemas.jobs import (
+    CRON_DESCRIPTION,
+    EVERY_DESCRIPTION,
+    Cron,
+    Every,
+    JitterSeconds,
+    Timezone,
+)
 
 PREVIEW_MAX_COUNT = 100
 # Anchors a preview accepts (a job's own anchor is its creation or last edit).
@@ -78,6 +85,14 @@ class PreviewIn(RequestModel):
     )
     timezone: Timezone = "UTC"
     count: int = Field(10, ge=1, le=PREVIEW_MAX_COUNT, description="How many fire times.")
+    jitter_seconds: JitterSeconds = 0
+    job_id: str | None = Field(
+        None,
+        pattern="^[0-9a-f]{24}$",
+        description="With `jitterSeconds`: the job whose jittered starts to show (a slot's "
+        "offset derives from the job's id and the slot).",
+        examples=["6740a1f2c3d4e5f601234567"],
+    )
 
     @field_validator("anchor_at")
     @classmethod
@@ -103,6 +118,13 @@ class FireTime(ResponseModel):
     local: datetime = Field(
         description="The same instant as wall time in the zone, with its offset.",
         examples=["2026-11-23T08:00:00+01:00"],
+    )
+    starts_at: datetime | None = Field(
+        None,
+        description="When the slot starts (UTC): `utc` plus the job's jitter offset for this "
+        "slot; `utc` itself without jitter; null with `jitterSeconds` but no `jobId` (the "
+        "offset depends on the job's id).",
+        examples=["2026-11-23T07:00:17.250Z"],
     )
 
 

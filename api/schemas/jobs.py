@@ -20,6 +20,7 @@ from api.schemas.bounds import (
 from api.schemas.common import RequestModel, ResponseModel
 from shared import netguard
 from shared.interval import EVERY_MAX_LENGTH
+from shared.jitter import JITTER_MAX_SECONDS
 from shared.model import (
     MAX_PAUSE_AFTER_FAILURES,
     NAME_MAX_LENGTH,
@@ -128,6 +129,14 @@ TIMEOUT_DESCRIPTION = (
     "omitted: CRON_DEFAULT_TIMEOUT_SECONDS."
 )
 GraceSeconds = Annotated[int, Field(ge=0, le=7 * 86_400, examples=[300])]
+JITTER_DESCRIPTION = (
+    "Start each slot up to this many seconds after its scheduled time, at an offset that is "
+    "stable for the job and slot (0..3600, at most half the schedule's shortest interval; "
+    "0 = on time). Spreads jobs that share a time; runs keep the nominal `scheduledFor`."
+)
+JitterSeconds = Annotated[
+    int, Field(ge=0, le=JITTER_MAX_SECONDS, description=JITTER_DESCRIPTION, examples=[30])
+]
 
 
 class RetryIn(RetryPolicy):
@@ -198,6 +207,7 @@ class JobReplace(RequestModel):
     misfire_grace_seconds: GraceSeconds = 300
     notify: NotifyIn | None = Field(None, description=NOTIFY_DESCRIPTION)
     pause_after_failures: PauseAfterFailures | None = None
+    jitter_seconds: JitterSeconds = 0
 
 
 class JobCreate(JobReplace):
@@ -254,6 +264,7 @@ class JobPatch(RequestModel):
         description=NOTIFY_DESCRIPTION + " Replaced as a whole; send null channels to stop.",
     )
     pause_after_failures: PauseAfterFailures | None = None
+    jitter_seconds: JitterSeconds | None = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -367,6 +378,7 @@ class JobOut(ResponseModel):
     last_notification: NotificationOut | None = Field(
         description="The last failure/recovery/pause notice and whether it was delivered."
     )
+    jitter_seconds: int = Field(description=JITTER_DESCRIPTION, examples=[30])
 
     @classmethod
     def of(cls, job: JobDocument) -> JobOut:
@@ -407,6 +419,7 @@ class JobOut(ResponseModel):
             paused_reason=job.paused_reason,
             failure_streak=job.failure_streak,
             last_notification=_notification_out(job.last_notification),
+            jitter_seconds=job.jitter_seconds,
         )
 
 

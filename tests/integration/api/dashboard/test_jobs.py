@@ -413,3 +413,13 @@ async def test_paused_reason_shows_in_the_job_list_and_page(
     assert '<dd id="paused-reason">auto: 3 consecutive failures</dd>' in page
     held = (await admin.get(f"/dashboard/jobs/{manual.id}")).text
     assert '<dd id="paused-reason">manual</dd>' in held
+
+
+async def test_a_job_page_shows_its_jitter_only_when_it_has_one(
+    admin: DashboardSession, db: Database
+) -> None:
+    jittered = await _job(db, "alice", "spread", options=JobOptions(jitter_seconds=90))
+    plain = await _job(db, "alice", "on time")
+    page = await admin.get(f"/dashboard/jobs/{jittered.id}")
+    assert "<dt>jitter</dt><dd>up to 90 s after each slot</dd>" in page.text
+    assert "<dt>jitter</dt>" not in (await admin.get(f"/dashboard/jobs/{plain.id}")).text
