@@ -11,9 +11,11 @@ from pymongo.errors import PyMongoError
 
 from api.auth import BearerAuthMiddleware, TokenVerifier
 from api.controllers.catalog import CatalogController
+from api.controllers.dry_run import DryRunController
 from api.controllers.health import HealthController
 from api.controllers.history import HistoryController
 from api.controllers.jobs import JobController
+from api.controllers.run_requests import RunRequestController
 from api.dashboard import DASHBOARD_AUTH_EXCLUDE, dashboard_plugins
 from api.dependencies import DEPENDENCIES, STATE_KEY, Services, services_of
 from api.errors import EXCEPTION_HANDLERS
@@ -54,7 +56,14 @@ def create_app(settings: Settings, registry: JobTypeRegistry | None = None) -> L
     started, stopped = metrics.lifecycle()
     api = Router(
         path=BASE_PATH,
-        route_handlers=[JobController, HistoryController, CatalogController, HealthController],
+        route_handlers=[
+            DryRunController,
+            JobController,
+            RunRequestController,
+            HistoryController,
+            CatalogController,
+            HealthController,
+        ],
     )
     return Litestar(
         route_handlers=[api, *metrics.route_handlers()],

@@ -55,3 +55,18 @@ def require_type_permission(registry: JobTypeRegistry, job_type: str, caller: Pr
         return
     if registry.get(job_type).admin_only:
         raise ApiError(HTTPStatus.FORBIDDEN, f"job type {job_type!r} is reserved for admins")
+
+
+def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """403 (the error shape) unless the caller is an admin."""
+    requires_caller(connection, _)
+    if not connection.scope["user"].is_admin:
+        raise ApiError(HTTPStatus.FORBIDDEN, "this action is reserved for admins")
+
+
+def creating_owner(requested: str | None, caller: Principal) -> str:
+    """The owner a new job is created for: the caller, or (admins only) `ownerId`; else 403."""
+    owner_id = requested or caller.sub
+    if owner_id != caller.sub and not caller.is_admin:
+        raise ApiError(HTTPStatus.FORBIDDEN, "only admins may create jobs for another owner")
+    return owner_id

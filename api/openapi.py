@@ -23,8 +23,8 @@ _DESCRIPTIONS: Final = {
     401: "Missing, malformed, expired or wrongly signed token (`WWW-Authenticate: Bearer`).",
     403: "Not allowed for this caller (e.g. writing or running a job of an admin-only type).",
     404: "No such job, another owner's job, or a malformed id.",
-    409: "Duplicate name, job quota reached, a run is in progress (overlap forbidden), or "
-    "run-now sent by a running job (X-Cron-* headers).",
+    409: "Duplicate name, job quota reached, a run is in progress (overlap forbidden), "
+    "run-now or test sent by a running job (X-Cron-* headers), or backfill of a paused job.",
     412: "If-Match does not match the job's current version (ETag).",
     413: "Request body larger than CRON_MAX_BODY_BYTES.",
     422: "Validation failed; `errors` names each offending field.",

@@ -7,17 +7,22 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Final
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_snake
 
 from api.auth import Principal
+from api.bounds_rules import check_bounds
 from api.errors import ApiError, field_error, invalid, plain_message
+from api.notify_rules import check_webhook
 from api.schemas.common import FieldError
 from api.schemas.jobs import JobReplace
 from shared.interval import IntervalSchedule, anchor_of
+from shared.jitter import max_jitter_seconds
 from shared.job_schedule import SCHEDULE_KINDS, SlotSchedule, schedule_of
 from shared.job_types.limits import json_depth
 from shared.jobs_repo import JobSpec
 from shared.model import JobOptions, RetryPolicy
+from shared.one_off import OneOffSchedule
 from shared.registry import JobTypeRegistry, PayloadContext, PayloadRuleError
 from shared.schedule import Schedule, ScheduleError, parse_timezone
 from shared.schedule_gaps import shortest_gap
@@ -30,7 +35,8 @@ INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 # PATCH fields after which the payload is judged by the caller's rules, not the previous ones.
 PAYLOAD_RULE_FIELDS: Final = frozenset({"payload", "type"})
-SCHEDULE_KINDS_SET: Final = frozenset(SCHEDULE_KINDS)
+# The schedule kinds by Python name (a PATCH's changes are keyed so).
+SCHEDULE_KINDS_SET: Final = frozenset(to_snake(kind) for kind in SCHEDULE_KINDS)
 
 
 def spec_from_body(body: JobReplace, settings: Settings, *, by_admin: bool) -> JobSpec:
@@ -44,12 +50,23 @@ def spec_from_body(body: JobReplace, settings: Settings, *, by_admin: bool) -> J
         overlap_policy=body.overlap_policy,
         misfire_policy=body.misfire_policy,
         misfire_grace_seconds=body.misfire_grace_seconds,
+        notify=body.notify,
+        pause_after_failures=(
+            settings.default_pause_after_failures
+            if body.pause_after_failures is None
+            else body.pause_after_failures
+        ),
+        jitter_seconds=body.jitter_seconds,
     )
     return JobSpec(
         name=body.name,
         type=body.type,
         cron=body.cron,
         every=body.every,
+        run_at=body.run_at,
+        start_at=body.start_at,
+        end_at=body.end_at,
+        max_runs=body.max_runs,
         timezone=body.timezone,
         payload=body.payload,
         enabled=body.enabled,
@@ -72,7 +89,7 @@ def merge_patch(spec: JobSpec, changes: dict[str, Any], *, by_admin: bool) -> Jo
         changes = {**dict.fromkeys(SCHEDULE_KINDS_SET - sent_kinds), **changes}
     for name, value in changes.items():
         if name in option_names:
-            options[name] = value.model_dump() if name == "retry" else value
+            options[name] = value.model_dump() if isinstance(value, BaseModel) else value
     job_fields = {name: value for name, value in changes.items() if name not in option_names}
     if PAYLOAD_RULE_FIELDS & changes.keys():
         job_fields["payload_by_admin"] = by_admin
@@ -86,13 +103,30 @@ class JobValidator:
         self.settings = settings
         self.registry = registry
 
-    def validate(self, spec: JobSpec, caller: Principal, now: datetime | None = None) -> JobSpec:
-        """The normalised spec; ApiError 403 (admin-only type) or 422 naming every bad field."""
+    def validate(
+        self,
+        spec: JobSpec,
+        caller: Principal,
+        now: datetime | None = None,
+        before: JobSpec | None = None,
+    ) -> JobSpec:
+        """The normalised spec; ApiError 403 (admin-only type) or 422 naming every bad field.
+
+        `before`: the stored job of an edit (instants it already had may lie in the past)."""
+        now = now or datetime.now(UTC)
         errors: list[FieldError] = []
         type_known = self._check_type(spec.type, caller, errors)
         schedule = self.check_schedule(
-            spec.cron, spec.timezone, caller, errors, now, every=spec.every
+            spec.cron,
+            spec.timezone,
+            caller,
+            errors,
+            now,
+            every=spec.every,
+            anchor_at=spec.start_at,
+            run_at=spec.run_at,
         )
+        errors.extend(check_bounds(spec, schedule, before, now))
         if spec.options.timeout_seconds > self.settings.max_timeout_seconds:
             errors.append(
                 field_error(
@@ -100,6 +134,9 @@ class JobValidator:
                     f"must be at most {self.settings.max_timeout_seconds} seconds",
                 )
             )
+        errors.extend(check_webhook(spec.options.notify, self.settings))
+        if schedule is not None:
+            errors.extend(jitter_errors(spec.options.jitter_seconds, schedule, now))
         payload_errors = list(check_json_tree(spec.payload, self.settings.max_payload_depth))
         errors.extend(payload_errors)
         if type_known and not payload_errors:
@@ -110,6 +147,8 @@ class JobValidator:
         zone = parse_timezone(spec.timezone).key
         if isinstance(schedule, IntervalSchedule):
             return spec.replace(every=schedule.every, timezone=zone)
+        if isinstance(schedule, OneOffSchedule):
+            return spec.replace(run_at=schedule.at, timezone=zone)
         assert isinstance(schedule, Schedule)
         return spec.replace(cron=schedule.cron, timezone=zone)
 
@@ -133,10 +172,11 @@ class JobValidator:
         *,
         every: str | None = None,
         anchor_at: datetime | None = None,
+        run_at: datetime | None = None,
     ) -> SlotSchedule | None:
-        """The parsed schedule (exactly one of `cron` / `every`), or None with the errors of
-        the schedule field and the time zone appended. `anchor_at`: an interval's grid origin
-        (default: now)."""
+        """The parsed schedule (exactly one of `cron` / `every` / `run_at`, without bounds), or
+        None with the errors of the schedule field and the time zone appended. `anchor_at`: an
+        interval's grid origin (default: now)."""
         now = now or datetime.now(UTC)
         zone_known = True
         try:
@@ -150,6 +190,7 @@ class JobValidator:
                 every=every,
                 anchor_at=anchor_of(anchor_at or now),
                 timezone=timezone if zone_known else "UTC",
+                run_at=run_at,
             )
         except ScheduleError as error:
             errors.append(field_error(error.field or "cron", error.message))
@@ -157,7 +198,7 @@ class JobValidator:
         if not zone_known:
             return None
         kind = "every" if every is not None else "cron"
-        if not caller.is_admin:
+        if not caller.is_admin and run_at is None:
             errors.extend(self._below_minimum(schedule, kind, now))
         return schedule
 
@@ -200,6 +241,26 @@ class JobValidator:
         except PayloadRuleError as error:
             return [field_error(_payload_path((error.field,)), error.message)]
         return []
+
+
+def jitter_errors(
+    jitter_seconds: int, schedule: SlotSchedule, now: datetime | None = None
+) -> list[FieldError]:
+    """`jitterSeconds` may be at most half the schedule's shortest interval (and 3600)."""
+    if jitter_seconds <= 0:
+        return []
+    try:
+        shortest = schedule.min_interval(now or datetime.now(UTC))
+    except ValueError:  # fewer than two fire times left: no interval to stay inside
+        return []
+    allowed = max_jitter_seconds(shortest)
+    if jitter_seconds <= allowed:
+        return []
+    message = (
+        f"must be at most {allowed} s: half the schedule's shortest interval "
+        f"({shortest.total_seconds():g} s)"
+    )
+    return [field_error("jitterSeconds", message)]
 
 
 def _payload_path(location: tuple[int | str, ...] | list[Any]) -> str:

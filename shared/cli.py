@@ -120,12 +120,33 @@ def build_parser() -> argparse.ArgumentParser:
         (
             "resume",
             "enable a job: a cron continues from now; an interval continues on its grid "
-            "(the slots it skipped while paused are recorded missed)",
+            "(the slots it skipped while paused are recorded missed); a job with no slot left "
+            "(past endAt, maxRuns reached, a one-off past runAt) is completed",
             cli_jobs.jobs_resume,
         ),
         ("run-now", "queue a manual run (the schedule does not move)", cli_jobs.jobs_run_now),
+        (
+            "test",
+            "queue a test run: one real attempt that leaves the job's status, lastRunAt, "
+            "counters and notifications alone",
+            cli_jobs.jobs_test,
+        ),
     ):
         _leaf(jobs, name, help_text, common, handler).add_argument("id", help="job id")
+    backfill = _leaf(
+        jobs,
+        "backfill",
+        "queue the job's slots in [--from, --to) again (past only, at most 1000, once per slot)",
+        common,
+        cli_jobs.jobs_backfill,
+    )
+    backfill.add_argument("id", help="job id")
+    backfill.add_argument(
+        "--from", dest="start", required=True, type=_instant, help="window start, with offset"
+    )
+    backfill.add_argument(
+        "--to", dest="end", required=True, type=_instant, help="window end (exclusive)"
+    )
 
     runs = _group(groups, "runs", "run history of a job (also of a deleted one)")
     run_listing = _leaf(runs, "list", "a job's runs, newest first", common, cli_jobs.runs_list)
@@ -198,6 +219,17 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _instant(text: str) -> datetime:
+    """An ISO 8601 instant with a UTC offset (`Z` accepted)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 instant, got {text!r}") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset (e.g. ...T00:00:00Z)")
     return value
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
 
-from shared import jobs_repo
-from shared.cli_db import job_id_argument, with_db
+from shared import backfill, jobs_repo
+from shared.cli_db import CliError, job_id_argument, with_db
 from shared.cli_output import Output, key_values
 from shared.db import Database
 from shared.model import JobDocument, JobOptions, JobStatus, RunStatus, RunTrigger
@@ -21,6 +22,7 @@ JOB_COLUMNS = (
     "type",
     "cron",
     "every",
+    "runAt",
     "timezone",
     "status",
     "nextRunAt",
@@ -130,6 +132,49 @@ async def jobs_run_now(args: argparse.Namespace, settings: Settings) -> Output:
         run_id = await jobs_repo.queue_run_now(db, await _get_job(db, job_id))
         data = {"runId": run_id, "jobId": job_id, "status": "pending"}
         return Output(data, text=f"queued run {run_id} of job {job_id}")
+
+    return await with_db(settings, action)
+
+
+async def jobs_test(args: argparse.Namespace, settings: Settings) -> Output:
+    """`jobs test`: one real run that leaves the job's bookkeeping alone."""
+    job_id = job_id_argument(args.id)
+
+    async def action(db: Database) -> Output:
+        job = await _get_job(db, job_id)
+        run_id = await jobs_repo.queue_run_now(db, job, trigger=RunTrigger.TEST)
+        data = {"runId": run_id, "jobId": job_id, "status": "pending"}
+        return Output(data, text=f"queued test run {run_id} of job {job_id}")
+
+    return await with_db(settings, action)
+
+
+async def jobs_backfill(args: argparse.Namespace, settings: Settings) -> Output:
+    """`jobs backfill`: queue the slots of a past window, once per slot."""
+    job_id = job_id_argument(args.id)
+
+    async def action(db: Database) -> Output:
+        job = await _get_job(db, job_id)
+        if not job.enabled:
+            raise CliError(f"job {job_id} is paused: resume it, then backfill")
+        try:
+            slots = backfill.window_slots(
+                jobs_repo.stored_schedule(job), args.start, args.end, datetime.now(UTC)
+            )
+        except backfill.WindowError as error:
+            raise CliError(f"--{error.field}: {error.message}") from None
+        result = await backfill.queue_backfill(db, job, slots)
+        data = {
+            "jobId": job_id,
+            "slots": result.slots,
+            "queued": result.queued,
+            "alreadyPresent": result.already_present,
+        }
+        text = (
+            f"job {job_id}: {result.queued} of {result.slots} slots queued "
+            f"({result.already_present} queued before)"
+        )
+        return Output(data, text=text)
 
     return await with_db(settings, action)
 

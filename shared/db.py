@@ -23,6 +23,8 @@ RUNS: Final = "cron_runs"
 WORKERS: Final = "cron_workers"
 STREAM_TOKENS: Final = "cron_stream_tokens"
 REPORTS: Final = "reports"
+# Per-owner run slots (CRON_MAX_RUNNING_PER_OWNER): `{_id: ownerId, holders: [runId]}`.
+OWNER_SLOTS: Final = "cron_owner_slots"
 OWNER_QUOTAS: Final = "cron_owner_quotas"
 RATE_LIMITS: Final = "cron_rate_limits"
 
@@ -94,6 +96,7 @@ def index_plan(settings: Settings) -> dict[str, list[IndexModel]]:
         RATE_LIMITS: [
             IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0, name="window_ttl")
         ],
+        OWNER_SLOTS: [IndexModel([("holders", ASCENDING)], name="slot_holders")],
         REPORTS: [
             IndexModel(
                 [("ownerId", ASCENDING), ("jobId", ASCENDING), ("_id", DESCENDING)],

@@ -2,8 +2,9 @@
 
 A job has exactly one schedule kind, named by its field: `cron` (wall-clock times in the job's
 zone, `shared.schedule.Schedule`) or `every` (elapsed time from `anchorAt`,
-`shared.interval.IntervalSchedule`). `SCHEDULE_KINDS` lists them in the order they are checked;
-a one-off kind (`runAt`) is meant to join it, with its own implementation of `SlotSchedule`.
+`shared.interval.IntervalSchedule`) or `runAt` (one instant, `shared.one_off.OneOffSchedule`).
+`SCHEDULE_KINDS` lists them in the order they are checked. `startAt` / `endAt` clip cron and
+interval slots (`shared.bounds`); a schedule past its last slot raises `NoSlotLeftError`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
+from shared.bounds import bounded
 from shared.interval import IntervalSchedule
+from shared.one_off import OneOffSchedule
 from shared.schedule import Schedule, ScheduleError, parse_timezone
 
 __all__ = [
@@ -23,7 +26,7 @@ __all__ = [
 ]
 
 # The fields naming a schedule kind; a job sets exactly one of them.
-SCHEDULE_KINDS: Final = ("cron", "every")
+SCHEDULE_KINDS: Final = ("cron", "every", "runAt")
 
 
 class SlotSchedule(Protocol):
@@ -35,11 +38,11 @@ class SlotSchedule(Protocol):
         ...
 
     def next_after(self, after: datetime) -> datetime:
-        """First slot strictly after `after`."""
+        """First slot strictly after `after`; NoSlotLeftError when none is left."""
         ...
 
     def next_times(self, after: datetime, count: int) -> list[datetime]:
-        """The next `count` slots strictly after `after`."""
+        """The next `count` slots strictly after `after` (fewer where the schedule ends)."""
         ...
 
     def slots_between(self, start: datetime, end: datetime, limit: int) -> list[datetime]:
@@ -80,14 +83,22 @@ def schedule_of(
     every: str | None,
     anchor_at: datetime | None,
     timezone: str = "UTC",
+    run_at: datetime | None = None,
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
 ) -> SlotSchedule:
-    """The schedule of a job's fields; ScheduleError (with `field`) when unusable."""
-    kind = exactly_one_kind({"cron": cron, "every": every})
+    """The schedule of a job's fields, clipped to its bounds; ScheduleError (with `field`)
+    when unusable."""
+    kind = exactly_one_kind({"cron": cron, "every": every, "runAt": run_at})
+    if kind == "runAt":
+        assert run_at is not None
+        parse_timezone(timezone)  # the zone still governs how the slot is shown
+        return OneOffSchedule.parse(run_at)
     if kind == "every":
         assert every is not None
         if anchor_at is None:
             raise MissingScheduleError("an interval needs its anchor", "anchorAt")
-        parse_timezone(timezone)  # the zone still governs how slots are shown
-        return IntervalSchedule.parse(every, anchor_at)
+        parse_timezone(timezone)
+        return bounded(IntervalSchedule.parse(every, anchor_at), start_at, end_at)
     assert cron is not None
-    return Schedule.parse(cron, timezone)
+    return bounded(Schedule.parse(cron, timezone), start_at, end_at)

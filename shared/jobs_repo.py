@@ -13,6 +13,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared import quota
+from shared.bounds import next_or_none, runs_left
 from shared.db import JOBS, REPORTS, RUNS, Database, Document
 from shared.interval import anchor_of
 from shared.job_schedule import SlotSchedule, schedule_of
@@ -28,12 +29,16 @@ from shared.model import (
 from shared.runs import RunReason, manual_run, slot_record, utc_now
 
 # Fields whose change moves the schedule: `nextRunAt` is recomputed in the same write.
-SCHEDULE_FIELDS: Final = frozenset({"cron", "every", "timezone", "enabled"})
-# Fields whose change moves an interval's grid: `anchorAt` becomes the edit time.
-ANCHOR_FIELDS: Final = frozenset({"cron", "every"})
+SCHEDULE_FIELDS: Final = frozenset(
+    {"cron", "every", "runAt", "timezone", "enabled", "startAt", "endAt", "maxRuns"}
+)
+# Fields whose change moves an interval's grid: `anchorAt` becomes `startAt`, else the edit time.
+ANCHOR_FIELDS: Final = frozenset({"cron", "every", "runAt", "startAt"})
 # Optimistic read-modify-write rounds before giving up under write contention.
 WRITE_ATTEMPTS: Final = 5
 DELETED_JOB_ERROR: Final = RunReason.JOB_DELETED.value
+# `pausedReason` of a pause by a client (API, CLI, dashboard); the worker's is "auto: ...".
+MANUAL_PAUSE: Final = "manual"
 # Due slots an edit records one by one (`skipped`, "rescheduled"/"paused"); beyond, one summary.
 MAX_EDIT_RECORDS: Final = 100
 MAX_EDIT_COUNT: Final = 10_000
@@ -109,8 +114,13 @@ class JobSpec:
     enabled: bool
     options: JobOptions
     payload_by_admin: bool = False
-    # The interval schedule kind (exactly one of `cron` / `every` is set).
+    # The interval schedule kind (exactly one of `cron` / `every` / `run_at` is set).
     every: str | None = None
+    # The one-off schedule kind, and the bounds (shared/bounds.py).
+    run_at: datetime | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    max_runs: int | None = None
 
     @classmethod
     def of(cls, job: JobDocument) -> JobSpec:
@@ -125,6 +135,10 @@ class JobSpec:
             options=job.options(),
             payload_by_admin=job.payload_by_admin,
             every=job.every,
+            run_at=job.run_at,
+            start_at=job.start_at,
+            end_at=job.end_at,
+            max_runs=job.max_runs,
         )
 
     def replace(self, **changes: Any) -> JobSpec:
@@ -138,6 +152,10 @@ class JobSpec:
             "type": self.type,
             "cron": self.cron,
             "every": self.every,
+            "runAt": self.run_at,
+            "startAt": self.start_at,
+            "endAt": self.end_at,
+            "maxRuns": self.max_runs,
             "timezone": self.timezone,
             "payload": self.payload,
             "enabled": self.enabled,
@@ -149,22 +167,49 @@ class JobSpec:
 def spec_schedule(spec: JobSpec, anchor_at: datetime | None) -> SlotSchedule:
     """The schedule a (validated) spec describes; `anchor_at` places an interval's grid."""
     return schedule_of(
-        cron=spec.cron, every=spec.every, anchor_at=anchor_at, timezone=spec.timezone
+        cron=spec.cron,
+        every=spec.every,
+        anchor_at=anchor_at,
+        timezone=spec.timezone,
+        run_at=spec.run_at,
+        start_at=spec.start_at,
+        end_at=spec.end_at,
     )
 
 
 def stored_schedule(job: JobDocument) -> SlotSchedule:
     """The schedule of a stored job; ScheduleError if unusable."""
     return schedule_of(
-        cron=job.cron, every=job.every, anchor_at=job.anchor_at, timezone=job.timezone
+        cron=job.cron,
+        every=job.every,
+        anchor_at=job.anchor_at,
+        timezone=job.timezone,
+        run_at=job.run_at,
+        start_at=job.start_at,
+        end_at=job.end_at,
     )
 
 
-def next_run_at(spec: JobSpec, anchor_at: datetime | None, *, now: datetime) -> datetime | None:
-    """The first slot after `now`, or None for a disabled job."""
-    if not spec.enabled:
+def next_run_at(
+    spec: JobSpec, anchor_at: datetime | None, *, now: datetime, succeeded: int = 0
+) -> datetime | None:
+    """The first slot after `now` within the bounds; None for a disabled or completed job
+    (no slot left, or `maxRuns` successful slots reached)."""
+    if not spec.enabled or not runs_left(spec.max_runs, succeeded):
         return None
-    return spec_schedule(spec, anchor_at).next_after(now)
+    return next_or_none(spec_schedule(spec, anchor_at), now)
+
+
+def anchor_for(spec: JobSpec, now: datetime) -> datetime | None:
+    """An interval's grid origin: `startAt` if set, else `now`; None for other kinds."""
+    return anchor_of(spec.start_at or now) if spec.every is not None else None
+
+
+def initial_status(spec: JobSpec, next_at: datetime | None) -> JobStatus:
+    """Paused when disabled, completed when no slot is left, idle otherwise."""
+    if not spec.enabled:
+        return JobStatus.PAUSED
+    return JobStatus.IDLE if next_at is not None else JobStatus.COMPLETED
 
 
 def _scope(job_id: ObjectId, owner_id: str | None) -> Document:
@@ -230,21 +275,24 @@ async def create_job(
     """
     now = now or utc_now()
     await quota.take(db, owner_id, max_jobs)
-    anchor = anchor_of(now) if spec.every is not None else None
+    anchor = anchor_for(spec, now)
+    next_at = next_run_at(spec, anchor, now=now)
     document: Document = {
         "_id": ObjectId(),
         "ownerId": owner_id,
         **spec.fields(),
         "anchorAt": anchor,
         "pausedAt": None if spec.enabled else now,
-        "status": (JobStatus.IDLE if spec.enabled else JobStatus.PAUSED).value,
-        "nextRunAt": next_run_at(spec, anchor, now=now),
+        "pausedReason": None if spec.enabled else MANUAL_PAUSE,
+        "status": initial_status(spec, next_at).value,
+        "nextRunAt": next_at,
         "lastRunAt": None,
         "lastError": None,
         "lastDurationMs": None,
         "activeRunIds": [],
         "runCount": 0,
         "failureCount": 0,
+        "scheduledSuccessCount": 0,
         "version": 1,
         "createdAt": now,
         "updatedAt": now,
@@ -257,6 +305,19 @@ async def create_job(
     return JobDocument.from_mongo(document)
 
 
+async def check_can_create(
+    db: Database, spec: JobSpec, *, owner_id: str, max_jobs: int | None = None
+) -> None:
+    """Read-only: what `create_job` would refuse (QuotaExceededError, DuplicateJobNameError).
+
+    For a dry-run; a concurrent create may still take the name or the last unit afterwards.
+    """
+    if max_jobs is not None and await count_jobs(db, owner_id) >= max_jobs:
+        raise QuotaExceededError(owner_id, max_jobs)
+    if await db[JOBS].find_one({"ownerId": owner_id, "name": spec.name}, {"_id": 1}):
+        raise DuplicateJobNameError(owner_id, spec.name)
+
+
 def _changes(current: JobDocument, spec: JobSpec, now: datetime) -> Document:
     """The `$set` turning `current` into `spec`; empty if nothing changes."""
     before = JobSpec.of(current).fields()
@@ -265,16 +326,38 @@ def _changes(current: JobDocument, spec: JobSpec, now: datetime) -> Document:
         return {}
     anchor = current.anchor_at
     if ANCHOR_FIELDS & changes.keys():
-        # A new interval (or a switch of kind) starts its grid now; a cron has no anchor.
-        anchor = anchor_of(now) if spec.every is not None else None
+        # A new interval (or a switch of kind) starts its grid at startAt or now; others have
+        # no anchor.
+        anchor = anchor_for(spec, now)
         changes["anchorAt"] = anchor
     if SCHEDULE_FIELDS & changes.keys():
-        changes["nextRunAt"] = next_run_at(spec, anchor, now=now)
+        succeeded = current.scheduled_success_count
+        changes["nextRunAt"] = next_run_at(spec, anchor, now=now, succeeded=succeeded)
+        changes |= _completion_change(current, spec, changes["nextRunAt"])
     if "enabled" in changes:
-        changes["status"] = (JobStatus.IDLE if spec.enabled else JobStatus.PAUSED).value
+        changes["status"] = initial_status(spec, changes["nextRunAt"]).value
         changes["pausedAt"] = None if spec.enabled else now
+        # A client's pause is manual; a resume clears the reason and starts a new streak.
+        changes["pausedReason"] = None if spec.enabled else MANUAL_PAUSE
+        if spec.enabled:
+            changes["failureStreak"] = 0
+    if "notify" in changes:
+        # Notices count failures since the last notice, or since notices were (re)configured.
+        changes["unnotifiedFailures"] = 0
     changes["updatedAt"] = now
     return changes
+
+
+def _completion_change(current: JobDocument, spec: JobSpec, next_at: datetime | None) -> Document:
+    """An edit that leaves no slot completes an enabled job; one that gives a completed job
+    slots again reactivates it (`idle`)."""
+    if not spec.enabled:
+        return {}
+    if next_at is None:
+        return {"status": JobStatus.COMPLETED.value}
+    if current.status is JobStatus.COMPLETED:
+        return {"status": JobStatus.IDLE.value}
+    return {}
 
 
 async def update_job(
@@ -358,9 +441,12 @@ async def _record_paused_slots(
     An interval continues on the same grid (its anchor does not move on resume), so every slot
     between the pause and now is named in the history instead of vanishing; none of them runs
     (never a burst): the next run is the first slot after now. A cron job's resume starts from
-    now without records, as before intervals existed.
+    now without records, as before intervals existed. A one-off whose `runAt` fell in the
+    pause is recorded `missed` the same way (the job is then `completed`).
     """
-    if before.enabled or after.every is None or before.paused_at is None:
+    if before.enabled or before.paused_at is None:
+        return
+    if after.every is None and after.run_at is None:
         return
     # An `every` edited while paused starts its grid at the edit: its anchor never fired.
     since = max(before.paused_at, after.anchor_at or before.paused_at)
@@ -463,17 +549,25 @@ async def delete_job(
     return JobDocument.from_mongo(deleted)
 
 
-async def queue_run_now(db: Database, job: JobDocument, *, now: datetime | None = None) -> ObjectId:
+async def queue_run_now(
+    db: Database,
+    job: JobDocument,
+    *,
+    now: datetime | None = None,
+    trigger: RunTrigger = RunTrigger.MANUAL,
+) -> ObjectId:
     """Insert a pending manual run of `job` (see docs/design.md "Run-now"); returns its id.
 
     With overlap policy `skip`, RunInProgressError if a run is active or a manual run is
     already queued (so repeated taps do not pile up runs that would only be skipped).
+    `trigger` TEST queues a test run instead, under the same rule (the two share the one
+    queued place of a `skip` job).
     """
     now = now or utc_now()
     run_id = ObjectId()
     if job.overlap_policy is OverlapPolicy.SKIP:
         await _reserve_queued_run(db, job, run_id)
-    await db[RUNS].insert_one(manual_run(job, now=now, run_id=run_id))
+    await db[RUNS].insert_one(manual_run(job, now=now, run_id=run_id, trigger=trigger))
     return run_id
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shared.run_identity import RunIdentity
 from shared.settings import Settings
 
 
@@ -29,6 +30,10 @@ class PayloadRuleError(ValueError):
 
 
 PayloadRule = Callable[[Any, PayloadContext], None]
+# What one run would do, for a dry-run: pure (no I/O), from the run's identity, the validated
+# payload and the settings, as JSON. Next to each type's payload model; the handler shares its
+# rendering (see shared/job_types/email_message.py, http_call.py).
+RunPreview = Callable[[RunIdentity, Any, Settings], dict[str, Any]]
 # Named variants a payload picks from (e.g. sendEmail templates) -> the JSON Schema each needs.
 VariantSchemas = Callable[[Settings], dict[str, dict[str, Any]]]
 
@@ -45,6 +50,16 @@ class JobType:
     rules: tuple[PayloadRule, ...] = field(default=())
     # For the catalogue: the params each template (variant) of this type accepts.
     variants: VariantSchemas | None = None
+    # What a run would do (dry-run); None: the type's description stands for it.
+    preview: RunPreview | None = None
+
+    def describe_run(
+        self, identity: RunIdentity, payload: Any, settings: Settings
+    ) -> dict[str, Any]:
+        """What a run with this (validated) payload would do, without doing any of it."""
+        if self.preview is None:
+            return {"kind": self.name, "description": self.description}
+        return self.preview(identity, payload, settings)
 
     def json_schema(self) -> dict[str, Any]:
         """The payload's JSON Schema (by alias, as clients send it)."""

@@ -12,7 +12,15 @@ from typing import Any, Protocol
 
 from bson import ObjectId
 
-from shared.model import FINAL_RUN_STATUSES, RunStatus, RunTrigger, manual_slot_key, slot_key
+from shared.model import (
+    FINAL_RUN_STATUSES,
+    RunStatus,
+    RunTrigger,
+    backfill_slot_key,
+    manual_slot_key,
+    slot_key,
+    test_slot_key,
+)
 
 Document = dict[str, Any]
 MAX_ERROR_CHARS = 500
@@ -49,6 +57,7 @@ class RunReason(StrEnum):
     SUMMARISED = "missed: more due slots of this job (summarised, see missedCount)"
     MISFIRE_SKIP = "missed: not started within its start tolerance (misfirePolicy skip)"
     MISFIRE_GRACE = "missed: not started within misfireGraceSeconds (misfirePolicy runOnce)"
+    COMPLETED = "skipped: the job is completed (no slot left, or maxRuns reached)"
     OVERLAP = "skipped: the previous run is still active (overlapPolicy skip)"
     WORKER_SHUTDOWN = "worker shutdown"
     LEASE_EXPIRED = "lease expired: its worker stopped renewing it"
@@ -115,12 +124,14 @@ def scheduled_run(
     now: datetime,
     start_deadline: datetime | None,
     lease: tuple[str, datetime] | None = None,
+    not_before: datetime | None = None,
 ) -> Document:
     """A due slot queued by the schedule stage: `pending` until its start deadline.
 
     With `lease` (worker id, expiry) the run is queued already acquired by that worker, as an
     acquisition would leave it (`running`, leased, not yet started on its job): the insert that
     wins the unique `(jobId, slot, attempt)` index is the acquisition, one write instead of two.
+    `not_before`: the jittered start (default: the slot itself).
     """
     document = _run(
         job,
@@ -129,7 +140,7 @@ def scheduled_run(
         trigger=RunTrigger.SCHEDULE,
         status=RunStatus.PENDING,
         now=now,
-        not_before=slot,
+        not_before=not_before or slot,
         start_deadline=start_deadline,
     )
     if lease is not None:
@@ -143,17 +154,39 @@ def scheduled_run(
     return document
 
 
-def manual_run(job: JobFields, *, now: datetime, run_id: ObjectId | None = None) -> Document:
-    """A run-now request (API): `pending`, due at once, its own slot."""
+def manual_run(
+    job: JobFields,
+    *,
+    now: datetime,
+    run_id: ObjectId | None = None,
+    trigger: RunTrigger = RunTrigger.MANUAL,
+) -> Document:
+    """A run-now (or, with `trigger` TEST, a test) request (API): `pending`, due at once, its
+    own slot."""
     run_id = run_id or ObjectId()
+    slot = test_slot_key(run_id) if trigger is RunTrigger.TEST else manual_slot_key(run_id)
     return _run(
         job,
-        slot=manual_slot_key(run_id),
+        slot=slot,
         scheduled_for=now,
-        trigger=RunTrigger.MANUAL,
+        trigger=trigger,
         status=RunStatus.PENDING,
         now=now,
         run_id=run_id,
+        not_before=now,
+    )
+
+
+def backfill_run(job: JobFields, slot: datetime, *, now: datetime) -> Document:
+    """A past slot queued by an admin's backfill: `pending`, due at once, no start deadline;
+    its `scheduledFor` is the slot, its `slot` the deterministic `backfill:<instant>`."""
+    return _run(
+        job,
+        slot=backfill_slot_key(slot),
+        scheduled_for=slot,
+        trigger=RunTrigger.BACKFILL,
+        status=RunStatus.PENDING,
+        now=now,
         not_before=now,
     )
 

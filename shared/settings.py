@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         le=5000,
         description="Due jobs read per query (a herd is worked off in such batches).",
     )
+    max_running_per_owner: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="Runs of one owner in flight across all workers (0: no cap); runs over it "
+        "wait in the queue.",
+    )
     lease_seconds: float = Field(30, gt=0, description="Run lease length.")
     heartbeat_seconds: float = Field(
         5, gt=0, description="Lease renewal / heartbeat interval; 3 missed beats: worker dead."
@@ -118,6 +125,19 @@ class Settings(BaseSettings):
         60, gt=0, description="`cronjobs-worker --check` fails if not seen for this long."
     )
     run_retention_days: int = Field(30, ge=1, le=3650, description="Run history kept (TTL).")
+    notify_min_interval_seconds: int = Field(
+        3600,
+        ge=0,
+        le=7 * 86_400,
+        description="At most one failure notice per job this often; later failures are counted "
+        "into the next notice.",
+    )
+    default_pause_after_failures: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="`pauseAfterFailures` of jobs created without one; 0: never auto-pause.",
+    )
 
     # Job types
     disabled_types: CommaList = Field(

@@ -22,10 +22,20 @@ from typing import Final
 import structlog
 from bson import ObjectId
 
-from shared.model import MisfirePolicy, RunStatus, RunTrigger
+from shared.model import MisfirePolicy, RunStatus, RunTrigger, moves_job_bookkeeping
 from shared.runs import RunReason, utc_now
 from shared.settings import Settings
 from worker.backoff import persist
+from worker.completion import ends_schedule, is_completed, is_scheduled
+from worker.fairness import (
+    OWNER_CAP_WAIT_SECONDS,
+    OwnerGate,
+    SecondReads,
+    heavy_owners,
+    interleave,
+    merge_unique,
+    run_owner,
+)
 from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.scheduling import is_slot_of, next_slot
 from worker.store import Advance, JobView, Release, RunView, Start, WorkerStore
@@ -34,6 +44,11 @@ from worker.store import Advance, JobView, Release, RunView, Start, WorkerStore
 READ_SPREAD: Final = 2
 # A retry meeting a run in progress (overlap `skip`) waits at least this long before its next try.
 MIN_DEFER_SECONDS: Final = 1.0
+# Triggers a paused job still runs (an explicit request for this one run).
+RUN_WHEN_PAUSED: Final = frozenset({RunTrigger.MANUAL, RunTrigger.TEST})
+# Triggers that wait for a run in progress (overlap `skip`) instead of being skipped: a retry,
+# and a backfilled slot (a backfill queues many slots at once; skipping would lose all but one).
+WAIT_FOR_OVERLAP: Final = frozenset({RunTrigger.RETRY, RunTrigger.BACKFILL})
 
 log = structlog.get_logger("worker.claim")
 
@@ -65,6 +80,8 @@ class ClaimPass:
     conflicts: int = 0
     # Jobs whose carried `nextRunAt` advance went out with their run's start write.
     advanced: set[ObjectId] = field(default_factory=set)
+    # Runs over their owner's cap were queued again, due at this instant (None: none).
+    deferred_until: datetime | None = None
 
 
 class Verdict(Enum):
@@ -87,19 +104,24 @@ class Judgement:
 def judge(run: RunView, job: JobView | None, now: datetime, *, busy: bool) -> Judgement:
     """The one decision about starting `run`, on its job as read (`busy`: a run is active).
 
-    Deleted job: skipped. Paused: skipped (a run-now of a paused job still runs). A queued
+    Deleted job: skipped. Paused: skipped (a run-now or test of a paused job still runs).
+    Completed: a scheduled slot or its retry is skipped (a run-now still runs). A queued
     slot the schedule no longer has: skipped ("rescheduled"); one the schedule stage has
     queued a later slot after: missed ("a later slot was already due"). Past its start deadline:
-    missed. Overlap `skip` with a run in progress: a retry waits, anything else is skipped.
+    missed (backfilled slots have none). Overlap `skip` with a run in progress: a retry or a
+    backfilled slot waits, anything else is skipped.
     """
     if job is None:
         return Judgement(Verdict.SKIP, RunReason.JOB_DELETED)
-    if run.trigger is not RunTrigger.MANUAL and not job.enabled:
+    if run.trigger not in RUN_WHEN_PAUSED and not job.enabled:
         return Judgement(Verdict.SKIP, RunReason.PAUSED)
+    if is_completed(job) and is_scheduled(run):
+        return Judgement(Verdict.SKIP, RunReason.COMPLETED)
     if run.trigger is RunTrigger.SCHEDULE:
         if not is_slot_of(job, run.scheduled_for):
             return Judgement(Verdict.SKIP, RunReason.RESCHEDULED)
-        if job.next_run_at is not None and next_slot(job, run.scheduled_for) < job.next_run_at:
+        following = next_slot(job, run.scheduled_for)
+        if job.next_run_at is not None and following is not None and following < job.next_run_at:
             # The schedule stage has queued a later slot since: only the latest one runs (when
             # claims fall behind, each job keeps one runnable slot, never a catch-up storm).
             return Judgement(Verdict.MISS, RunReason.SUPERSEDED)
@@ -107,10 +129,20 @@ def judge(run: RunView, job: JobView | None, now: datetime, *, busy: bool) -> Ju
         skip = job.options.misfire_policy is MisfirePolicy.SKIP
         return Judgement(Verdict.MISS, RunReason.MISFIRE_SKIP if skip else RunReason.MISFIRE_GRACE)
     if busy and job.overlap_skip:
-        if run.trigger is RunTrigger.RETRY:
+        if run.trigger in WAIT_FOR_OVERLAP:
             return Judgement(Verdict.DEFER)
         return Judgement(Verdict.SKIP, RunReason.OVERLAP)
     return Judgement(Verdict.START)
+
+
+def booked(run: RunView) -> bool:
+    """Whether `run` enters its job's `activeRunIds` (the start write) and bookkeeping.
+
+    A test run does not: it is judged on the job as read (deleted: skipped; overlap `skip`
+    with a run in progress: skipped) and starts without a job write, so it never holds up,
+    skips or counts against a scheduled slot, and its end leaves the job alone.
+    """
+    return moves_job_bookkeeping(run.trigger)
 
 
 class Claimer:
@@ -131,6 +163,9 @@ class Claimer:
         self.clock = clock
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.monotonic = time.monotonic
+        self.gate = OwnerGate(store.owners, settings.max_running_per_owner)
+        self.second_reads = SecondReads()
+        self._deferred_until: datetime | None = None
 
     async def claim(
         self,
@@ -175,9 +210,16 @@ class Claimer:
         self.metrics.claim_conflict(conflicts)
         if not runs:
             return ClaimPass(more=more, conflicts=conflicts)
+        self._deferred_until = None
         claimed, advanced = await self._start(runs, {**(known or {}), **jobs}, carried or {})
         claimed = await self._still_ours(claimed, began)
-        return ClaimPass(claimed=claimed, more=more, conflicts=conflicts, advanced=advanced)
+        return ClaimPass(
+            claimed=claimed,
+            more=more,
+            conflicts=conflicts,
+            advanced=advanced,
+            deferred_until=self._deferred_until,
+        )
 
     def _holds(self, run: RunView) -> bool:
         return run.status is RunStatus.RUNNING and run.worker_id == self.store.worker_id
@@ -185,15 +227,23 @@ class Claimer:
     async def _candidates(
         self, capacity: int, fresh: Sequence[RunView]
     ) -> tuple[list[RunView], bool]:
-        """Fresh runs first; the queue is read (one query) only when there are none."""
+        """Fresh runs first; the queue is read only when there are none: one query, and a
+        second one without the owners that filled a full first read (`heavy_owners`)."""
         if fresh:
             return list(fresh[:capacity]), len(fresh) > capacity
         now = self.clock()
         limit = min(self.settings.claim_batch_size, capacity * READ_SPREAD)
         due = await self.store.due_pending(now, limit)
+        heavy = heavy_owners(due, run_owner, limit, self.settings.max_running_per_owner)
+        if self.second_reads.wanted(heavy):
+            others = await self.store.due_pending(now, limit, exclude_owners=heavy)
+            self.second_reads.found(len(others))
+            due = merge_unique(due, others, key=lambda run: run.id)
         more = len(due) >= limit or len(due) > capacity
-        # Several workers read the same queue: a random pick keeps most of them apart.
-        return (random.sample(due, capacity) if len(due) > capacity else due), more
+        # Several workers read the same queue: a random order keeps most of them apart, and
+        # owners take turns (round-robin) so that no owner's runs fill the pass.
+        random.shuffle(due)
+        return interleave(due, run_owner)[:capacity], more
 
     async def _start(
         self,
@@ -205,15 +255,20 @@ class Claimer:
         now = self.clock()
         starts: list[Start] = []
         releases: list[Release] = []
+        unbooked: list[Claimed] = []
         for run in runs:
             job = jobs.get(run.job_id)
             judgement = judge(run, job, now, busy=bool(job and job.active_run_ids))
-            if judgement.verdict is Verdict.START and job is not None:
+            if judgement.verdict is Verdict.START and job is not None and not booked(run):
+                unbooked.append(Claimed(run, job))  # a test run: no start write on its job
+            elif judgement.verdict is Verdict.START and job is not None:
                 advance = carried.get(job.id) if run.trigger is RunTrigger.SCHEDULE else None
                 carry = advance.next_run_at if advance and advance.version == job.version else None
-                starts.append(Start(run.id, job, carry))
+                starts.append(Start(run.id, job, carry, scheduled=is_scheduled(run)))
             else:
                 releases.append(self._release(run, job, judgement, now))
+        if self.gate.enabled:
+            starts = await self._admit(starts, releases, now)
         matched = await persist(
             lambda: self.store.start_runs(starts), what="start runs", stop=self.stop
         )
@@ -221,15 +276,60 @@ class Claimer:
         if matched < len(starts):
             started, lost = await self._settle_lost_starts(starts, {run.id: run for run in runs})
             releases.extend(lost)
+            # Their owner slots go back before they do (a run in the queue never holds one).
+            unstarted = [release.run_id for release in lost]
+            await persist(
+                lambda: self.gate.release(unstarted), what="release owner slots", stop=self.stop
+            )
         await persist(
             lambda: self.store.release_runs(releases, now), what="release runs", stop=self.stop
         )
+        await self._complete_ended(releases, {run.id: run for run in runs}, jobs)
         for release in releases:
             if release.status is not RunStatus.PENDING:
                 self.metrics.slot_recorded(release.status.value, release.error)
         by_id = {run.id: run for run in runs}
         advanced = {start.job.id for start in started if start.advance_to is not None}
-        return [Claimed(by_id[start.run_id], start.job) for start in started], advanced
+        claimed = [Claimed(by_id[start.run_id], start.job) for start in started]
+        return [*claimed, *unbooked], advanced
+
+    async def _complete_ended(
+        self,
+        releases: Sequence[Release],
+        runs: Mapping[ObjectId, RunView],
+        jobs: Mapping[ObjectId, JobView],
+    ) -> None:
+        """Jobs whose last slot was just released unrun (missed, skipped) are `completed`."""
+        ended = {}
+        for release in releases:
+            run = runs[release.run_id]
+            job = jobs.get(run.job_id)
+            if job is not None and ends_schedule(run, job, release.status):
+                ended[job.id] = job.version
+        if ended:
+            await persist(
+                lambda: self.store.complete_jobs(list(ended.items())),
+                what="complete jobs",
+                stop=self.stop,
+            )
+
+    async def _admit(
+        self, starts: list[Start], releases: list[Release], now: datetime
+    ) -> list[Start]:
+        """The starts that got a slot of their owner; the others are queued again (appended
+        to `releases`) a moment later, their start deadline lifted: they were on time and wait
+        only for their owner's other runs, so they are deferred, never dropped."""
+        admitted, over = await persist(
+            lambda: self.gate.admit(starts), what="take owner slots", stop=self.stop
+        )
+        if over:
+            later = now + timedelta(seconds=OWNER_CAP_WAIT_SECONDS)
+            self._deferred_until = later
+            releases.extend(
+                Release(start.run_id, RunStatus.PENDING, not_before=later, lift_deadline=True)
+                for start in over
+            )
+        return admitted
 
     async def _settle_lost_starts(
         self, starts: list[Start], runs: dict[ObjectId, RunView]
@@ -246,7 +346,7 @@ class Claimer:
             job = current.get(start.job.id)
             if job is not None and start.run_id in job.active_run_ids:
                 # It did apply (a retried write), its carried advance with it.
-                started.append(Start(start.run_id, job, start.advance_to))
+                started.append(Start(start.run_id, job, start.advance_to, start.scheduled))
                 continue
             run = runs[start.run_id]
             busy = bool(job and set(job.active_run_ids) - {start.run_id})

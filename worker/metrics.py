@@ -127,7 +127,7 @@ class WorkerMetrics:
             buckets=DURATION_BUCKETS, registry=registry,
         )  # fmt: skip
         self.lag = Histogram(
-            "cronjobs_fire_lag_seconds", "Handler start minus scheduledFor, by trigger.",
+            "cronjobs_fire_lag_seconds", "Handler start minus when the run was due, by trigger.",
             ("trigger",), buckets=LAG_BUCKETS, registry=registry,
         )  # fmt: skip
         self.slots = counter(
@@ -196,7 +196,7 @@ class WorkerMetrics:
         children[1].observe(max(0.0, duration_s))
 
     def fire_lag(self, trigger: object, seconds: float) -> None:
-        """A handler started `seconds` after its run's `scheduledFor`."""
+        """A handler started `seconds` after its run was due (`runner.due_at`)."""
         key = self._trigger(trigger)
         child = self._lags.get(key)
         if child is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -18,10 +18,12 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from shared.db import Document
-from shared.model import JobStatus, RetryPolicy, RunStatus
+from shared.model import JobStatus, RetryPolicy, RunStatus, moves_job_bookkeeping
 from shared.runs import error_summary, retry_run
 from worker.backoff import Backoff, is_transient
+from worker.completion import Completion, completion_of, is_scheduled
 from worker.metrics import NULL_METRICS, WorkerMetrics
+from worker.notify_policy import StreakStep, streak_step
 
 if TYPE_CHECKING:
     from worker.store import JobView, RunView, WorkerStore
@@ -51,6 +53,12 @@ class Outcome:
     job_status: JobStatus | None = None
     # False when the run document was already finalised (the reaper's conditional update).
     update_run: bool = True
+    # A scheduled slot that succeeded: counted in the job's `scheduledSuccessCount` (maxRuns).
+    counts_success: bool = False
+    # This attempt completes its job (its last slot, or the maxRuns-th success), conditionally.
+    completes: Completion | None = None
+    # A slot outcome that moves the job's failure streak (and may owe a notice), else None.
+    streak: StreakStep | None = None
 
     @property
     def duration_ms(self) -> int:
@@ -73,14 +81,16 @@ def retry_delay(
     policy: RetryPolicy,
     uniform: Callable[[float, float], float] = random.uniform,
 ) -> float:
-    """Seconds before the attempt after `failed_attempt` (1-based): exponential, full jitter.
+    """Seconds before the attempt after `failed_attempt` (1-based): exponential, jittered.
 
-    The ceiling doubles per attempt from `backoffSeconds`, capped by `backoffMaxSeconds`; the
-    delay is drawn uniformly between `backoffSeconds` and that ceiling, so the first retry
-    waits exactly `backoffSeconds` and later ones spread out to avoid retrying in lockstep.
+    Drawn uniformly between `backoffSeconds` and a ceiling that starts at twice
+    `backoffSeconds` and doubles per attempt, capped by `backoffMaxSeconds`: retry n waits
+    between `backoffSeconds` and min(`backoffSeconds` x 2^n, `backoffMaxSeconds`). Never less
+    than `backoffSeconds` (nor more than the cap), and already the first retry is spread, so
+    jobs that fail together do not retry in lockstep.
     """
     floor = min(policy.backoff_seconds, policy.backoff_max_seconds)
-    exponent = max(0, min(failed_attempt - 1, 30))
+    exponent = max(1, min(failed_attempt, 30))
     ceiling = max(floor, min(policy.backoff_max_seconds, policy.backoff_seconds * 2**exponent))
     return uniform(floor, ceiling)
 
@@ -99,16 +109,20 @@ def conclude(
 ) -> Outcome:
     """The outcome of an attempt, with the next attempt queued if it failed and may retry.
 
-    Without its job (deleted) an attempt is never retried.
+    Without its job (deleted) an attempt is never retried. A test run is one attempt that
+    leaves its job alone: no retry, no job update (`job_status` None).
     """
     retry = None
     failed = status in FAILED_STATUSES
-    policy = job.options.retry if job is not None else None
+    booked = moves_job_bookkeeping(run.trigger)
+    policy = job.options.retry if job is not None and booked else None
     if failed and retryable and policy is not None and has_attempts_left(run.attempt, policy):
         delay = 0.0 if retry_at_once else retry_delay(run.attempt, policy)
         not_before = ended_at + timedelta(seconds=delay)
         retry = retry_run(run.raw, not_before=not_before, now=ended_at)
     job_status = JobStatus.FAILED if failed and retry is None else JobStatus.IDLE
+    succeeded = status is RunStatus.SUCCEEDED
+    streak = streak_step(run, job, status, failed=failed, retry_queued=retry is not None)
     return Outcome(
         run_id=run.id,
         job_id=run.job_id,
@@ -118,7 +132,10 @@ def conclude(
         error=error,
         result=result,
         retry=retry,
-        job_status=job_status,
+        job_status=job_status if booked else None,
+        counts_success=succeeded and is_scheduled(run),
+        completes=completion_of(run, job, status, retried=retry is not None) if booked else None,
+        streak=streak if booked else None,
     )
 
 
@@ -130,8 +147,11 @@ class Finisher:
         store: WorkerStore,
         delay: float = FLUSH_DELAY_SECONDS,
         metrics: WorkerMetrics = NULL_METRICS,
+        on_written: Callable[[Sequence[Outcome]], None] | None = None,
     ) -> None:
         self.store = store
+        # Told of every batch once written (the notifier takes it from there, off this path).
+        self.on_written = on_written
         self.metrics = metrics
         self.delay = delay
         self._buffer: list[Outcome] = []
@@ -178,6 +198,8 @@ class Finisher:
                     continue
                 del self._buffer[: len(batch)]
                 backoff.succeeded()
+                if self.on_written is not None:
+                    self.on_written(batch)
                 for outcome in late:
                     log.warning(
                         "lease.lost",

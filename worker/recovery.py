@@ -103,6 +103,8 @@ class Recovery:
         from their records; the job update matches only while the run is still listed and the
         retry insert is idempotent, so racing the original worker's late write is harmless.
         """
+        if self.store.owners.enabled:
+            await self.sweep_owner_slots()
         jobs = await self.store.jobs_with_active_runs(REAP_BATCH)
         listed = {run_id for job in jobs for run_id in job.active_run_ids}
         if not listed:
@@ -128,3 +130,25 @@ class Recovery:
                 )
                 self.finisher.add(dataclasses.replace(outcome, update_run=False))
                 log.warning("run.settled_late", run_id=str(run_id), job_id=str(job.id))
+
+    async def sweep_owner_slots(self) -> None:
+        """Give back owner slots still held by runs that are over (`CRON_MAX_RUNNING_PER_OWNER`).
+
+        A run's slot is given back with its outcome (the finisher, also for runs the reaper
+        ends); a worker killed in between leaves the run listed. Only runs that are final (or
+        gone) are released: a final run never runs again, whereas a run read `pending` may be
+        re-acquired, and listed again, by another worker at this very moment.
+        """
+        listed = await self.store.owners.listed(REAP_BATCH)
+        run_ids = {run_id for holders in listed.values() for run_id in holders}
+        if not run_ids:
+            return
+        runs = await self.store.runs_by_id(run_ids)
+        over = [
+            run_id
+            for run_id in run_ids
+            if (run := runs.get(run_id)) is None or run.status in FINAL_RUN_STATUSES
+        ]
+        if over:
+            log.info("owner_slots.released", runs=len(over))
+            await self.store.owners.release(over)

@@ -16,14 +16,18 @@ import structlog
 from pymongo.errors import PyMongoError
 
 from shared.db import Database, ensure_indexes
+from shared.jitter import jittered_start
+from shared.model import RunTrigger
 from shared.registry import JobTypeRegistry, build_registry
 from shared.runs import utc_now
 from shared.settings import Settings
 from worker.backoff import Backoff, Stopped, brief, is_transient, persist
 from worker.claiming import Claimed, Claimer
+from worker.fairness import interleave, job_owner
 from worker.handlers.context import Executor, Handler
 from worker.leases import Leases, RunBook, WorkerState
 from worker.metrics import NULL_METRICS, WorkerMetrics
+from worker.notifications import Notifier
 from worker.outcomes import Finisher
 from worker.recovery import Recovery
 from worker.scheduling import Enqueued, Scheduler
@@ -44,6 +48,8 @@ PREFETCH: Final = timedelta(milliseconds=50)
 # After the grace period, cancelled handlers get this long to unwind.
 CANCEL_WAIT_SECONDS: Final = 5.0
 FINAL_FLUSH_SECONDS: Final = 10.0
+# Notice follow-ups still running at shutdown get this long (their state is on the jobs).
+NOTIFY_DRAIN_SECONDS: Final = 5.0
 
 log = structlog.get_logger("worker")
 
@@ -69,10 +75,13 @@ class Worker:
         self.metrics = metrics
         self.db = db
         self.worker_id = new_worker_id(settings.worker_name)
-        self.store = WorkerStore(db, self.worker_id)
+        self.store = WorkerStore(db, self.worker_id, owner_slots=settings.max_running_per_owner > 0)
         self.stop_event = asyncio.Event()
         self.timetable = Timetable()
-        self.finisher = Finisher(self.store, metrics=metrics)
+        self.notifier = Notifier(self.store, settings)
+        self.finisher = Finisher(
+            self.store, metrics=metrics, on_written=self.notifier.outcomes_written
+        )
         self.scheduler = Scheduler(self.store, settings, self.stop_event, metrics=metrics)
         self.claimer = Claimer(self.store, settings, self.stop_event, metrics=metrics)
         mode = "streams" if settings.use_change_streams else "polling"
@@ -193,6 +202,8 @@ class Worker:
         enqueued = await self.scheduler.enqueue(plan)
         if enqueued.others_queued:
             self._pending_now = True  # slots another worker queued: look at the queue too
+        if enqueued.later is not None:
+            self.timetable.pending.heard(enqueued.later)  # jittered slots: due from notBefore
 
         async def claim_at_the_slot() -> bool:
             await _sleep_until(plan.now)
@@ -224,6 +235,8 @@ class Worker:
         queue_waits = bool(fresh) and (self._pending_now or pending.due(utc_now()))
         passed = await self.claimer.claim(capacity, fresh, enqueued.jobs, enqueued.carried)
         self.claim_conflicts += passed.conflicts
+        if passed.deferred_until is not None:  # runs over their owner's cap: due again then
+            self.timetable.pending.heard(passed.deferred_until)
         self._start(passed.claimed)
         # Advances whose start write did not happen (the run did not start) go on their own.
         await self.scheduler.advance(enqueued.uncarried(passed.advanced))
@@ -237,14 +250,16 @@ class Worker:
     async def _due_jobs(self, slot: datetime, capacity: int) -> list[JobView]:
         """Up to `capacity` due jobs, from a batch read ahead (one read serves several passes
         of a herd; the start write is conditioned on the version read, so a read a moment old
-        is safe). Shuffled: workers reading the same due jobs then mostly queue different ones.
+        is safe). Shuffled: workers reading the same due jobs then mostly queue different ones;
+        and owners take turns (`fairness`), so no owner's herd fills the passes.
         """
         short = self._read_full and len(self._read_ahead) < capacity  # a full pass needs more
         if short or not self._read_ahead or time.monotonic() - self._read_at > READ_AHEAD_SECONDS:
-            self._read_ahead = await self.scheduler.read_due(slot)
+            batch = await self.scheduler.read_due(slot)
             self._read_at = time.monotonic()
-            self._read_full = len(self._read_ahead) >= self.settings.claim_batch_size
-            random.shuffle(self._read_ahead)
+            self._read_full = len(batch) >= self.settings.claim_batch_size
+            random.shuffle(batch)
+            self._read_ahead = interleave(batch, job_owner)
         taken, self._read_ahead = self._read_ahead[:capacity], self._read_ahead[capacity:]
         return taken
 
@@ -305,7 +320,7 @@ class Worker:
         assert self._executor is not None
         trigger = item.run.trigger.value
         started_at = utc_now()  # the handler's start: the record keeps the same instant
-        self.metrics.fire_lag(trigger, (started_at - item.run.scheduled_for).total_seconds())
+        self.metrics.fire_lag(trigger, (started_at - due_at(item)).total_seconds())
         try:
             outcome = await self._executor.execute(item, started_at)
             self.finisher.add(outcome)
@@ -380,6 +395,8 @@ class Worker:
             await asyncio.wait_for(self.finisher.flush(), FINAL_FLUSH_SECONDS)
         except TimeoutError:
             log.error("worker.unwritten_runs", runs=len(self.finisher))
+        # Notices of the last outcomes: a short wait; state left behind is on the jobs.
+        await self.notifier.drain(NOTIFY_DRAIN_SECONDS)
         await _cancel(background)
         now = utc_now()
         with contextlib.suppress(PyMongoError):
@@ -401,3 +418,15 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def due_at(item: Claimed) -> datetime:
+    """When a run was due, for its fire lag: a slot at its jittered start (computed, as a
+    deferral for the owner cap moves `notBefore`), a retry after its backoff (`notBefore`), a
+    run-now when requested."""
+    run = item.run
+    if run.trigger is RunTrigger.SCHEDULE:
+        return jittered_start(run.job_id, run.scheduled_for, item.job.options.jitter_seconds)
+    if run.trigger is RunTrigger.RETRY and run.not_before is not None:
+        return run.not_before
+    return run.scheduled_for

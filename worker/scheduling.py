@@ -2,6 +2,9 @@
 
 For each due job: the latest due slot is queued as a `pending` run carrying its start deadline,
 earlier due slots are recorded `missed` (bounded), and `nextRunAt` moves forward with `$max`.
+No slot outside the job's bounds (`startAt`, `endAt`) is ever queued; when none is left after
+the queued one, `nextRunAt` becomes null (worker/completion.py completes the job when that
+last slot is decided), and a job with `maxRuns` successes reached is `completed` here.
 The unique `(jobId, slot, attempt)` index keeps one record per slot whatever the number of
 workers. Slot arithmetic is pure (the functions below the class).
 """
@@ -18,12 +21,16 @@ from typing import Final
 import structlog
 from bson import ObjectId
 
+from shared.bounds import next_or_none
 from shared.db import Document
-from shared.job_schedule import SlotSchedule, schedule_of
+from shared.jitter import jittered_start
+from shared.job_schedule import SlotSchedule
 from shared.model import MisfirePolicy, RunStatus
 from shared.runs import RunReason, scheduled_run, slot_record, utc_now
 from shared.settings import Settings
 from worker.backoff import persist
+from worker.completion import BoundedKey, bounded_key, bounded_schedule, max_runs_reached
+from worker.fairness import SecondReads, heavy_owners, job_owner, merge_unique
 from worker.metrics import NULL_METRICS, WorkerMetrics
 from worker.store import Advance, JobView, RunView, WorkerStore, parse_run
 
@@ -69,6 +76,8 @@ class Enqueued:
     carried: dict[ObjectId, Advance] = field(default_factory=dict)
     # Some slots were queued by another worker first: the queue holds runs to claim.
     others_queued: bool = False
+    # The earliest `notBefore` of the jittered runs queued for later (None: none queued).
+    later: datetime | None = None
 
     def uncarried(self, advanced: set[ObjectId]) -> list[Advance]:
         """The carried advances no start write took along (`advanced`): to write on their own."""
@@ -93,10 +102,20 @@ class Scheduler:
         self.clock = clock
         self.threshold = timedelta(seconds=settings.misfire_threshold_seconds)
         self.lease = timedelta(seconds=settings.lease_seconds)
+        self.second_reads = SecondReads()
 
     async def read_due(self, at: datetime) -> list[JobView]:
-        """The next batch of jobs due by `at` (one read; `at` may be a moment ahead)."""
-        return await self.store.due_jobs(at, self.settings.claim_batch_size)
+        """The next batch of jobs due by `at` (`at` may be a moment ahead): one read, and when
+        it is full, a second one without the owners that crowd it (`fairness.heavy_owners`),
+        so that one owner's herd cannot keep the others' due jobs out of the batch."""
+        limit = self.settings.claim_batch_size
+        jobs = await self.store.due_jobs(at, limit)
+        heavy = heavy_owners(jobs, job_owner, limit, self.settings.max_running_per_owner)
+        if not self.second_reads.wanted(heavy):
+            return jobs
+        others = await self.store.due_jobs(at, limit, exclude_owners=heavy)
+        self.second_reads.found(len(others))
+        return merge_unique(jobs, others, key=lambda job: job.id)
 
     def plan(self, jobs: list[JobView], now: datetime, capacity: int = 0) -> Plan:
         """The records and advances for these jobs at `now` (no I/O; `now` may be a slot the
@@ -106,7 +125,11 @@ class Scheduler:
         plan = Plan(jobs=jobs, now=now)
         lease = (self.store.worker_id, now + self.lease)
         memo: dict[tuple[ScheduleKey, datetime], DueSlots] = {}
+        held_count = 0
         for job in jobs:
+            if max_runs_reached(job):  # a stale advance revived it: nothing more to run
+                plan.advances[job.id] = Advance(job.id, job.version, None, complete=True)
+                continue
             key = (schedule_key(job), job.next_run_at or now)
             try:
                 slots = memo.get(key) or due_slots(
@@ -119,14 +142,28 @@ class Scheduler:
             except ValueError as error:  # ScheduleError, or a schedule that never fires again
                 plan.unusable.append((job, getattr(error, "message", str(error))))
                 continue
-            plan.advances[job.id] = Advance(job.id, job.version, slots.next_run_at)
+            # No slot left and none queued now: the last one is decided, the job is completed.
+            complete = slots.next_run_at is None and slots.latest is None
+            plan.advances[job.id] = Advance(job.id, job.version, slots.next_run_at, complete)
             if slots.latest is None:
                 continue
-            deadline = start_deadline(job, slots.latest, self.threshold)
-            held = lease if len(plan.queued) < capacity else None
+            # A jittered slot starts later than its slot, and its start deadline moves with it.
+            begins = jittered_start(job.id, slots.latest, job.options.jitter_seconds)
+            deadline = start_deadline(job, slots.latest, self.threshold) + (begins - slots.latest)
+            # Only runs due at the slot are queued held: a jittered one waits in the queue for
+            # its own `notBefore`, for any worker (holding it would hold a handler idle).
+            held = lease if held_count < capacity and begins <= now else None
+            held_count += held is not None
             plan.queued.append((len(plan.documents), job))
             plan.documents.append(
-                scheduled_run(job, slots.latest, now=now, start_deadline=deadline, lease=held)
+                scheduled_run(
+                    job,
+                    slots.latest,
+                    now=now,
+                    start_deadline=deadline,
+                    lease=held,
+                    not_before=begins,
+                )
             )
             plan.documents.extend(_missed_records(job, slots, now))
         return plan
@@ -154,12 +191,23 @@ class Scheduler:
             )
             duplicates = {i for i in duplicates if documents[i]["_id"] not in ours}
         self.metrics.records_inserted(documents, duplicates)  # the `missed` ones count
-        fresh = [parse_run(documents[index]) for index, _ in plan.queued if index not in duplicates]
+        queued = [parse_run(documents[i]) for i, _ in plan.queued if i not in duplicates]
+        # Jittered runs not due yet stay in the queue: claimed there from their `notBefore`.
+        fresh: list[RunView] = []
+        later: list[datetime] = []
+        for run in queued:
+            if run.not_before is not None and run.not_before > plan.now:
+                later.append(run.not_before)
+            else:
+                fresh.append(run)
         advances = dict(plan.advances)
+        # An advance that ends the schedule (`nextRunAt` null) is a `$set`: never carried.
         carried = {
             run.job_id: advances.pop(run.job_id)
             for run in fresh
-            if run.status is RunStatus.RUNNING and run.job_id in advances
+            if run.status is RunStatus.RUNNING
+            and run.job_id in advances
+            and advances[run.job_id].next_run_at is not None
         }
         return Enqueued(
             fresh=fresh,
@@ -167,7 +215,8 @@ class Scheduler:
             more=plan.more,
             advances=list(advances.values()),
             carried=carried,
-            others_queued=len(fresh) < len(plan.queued),
+            others_queued=len(queued) < len(plan.queued),
+            later=min(later, default=None),
         )
 
     async def enqueue_due(self, capacity: int = 0) -> Enqueued:
@@ -225,35 +274,31 @@ def _missed_records(job: JobView, slots: DueSlots, now: datetime) -> list[Docume
 # --- pure slot arithmetic ------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4096)
 def schedule_for(
     cron: str | None,
     timezone: str,
     every: str | None = None,
     anchor_at: datetime | None = None,
 ) -> SlotSchedule:
-    """The parsed schedule (cached: a herd of jobs usually shares a few schedules)."""
-    return schedule_of(cron=cron, every=every, anchor_at=anchor_at, timezone=timezone)
+    """The parsed schedule of a cron or interval without bounds (cached)."""
+    return bounded_schedule((cron, timezone, every, anchor_at, None, None, None))
 
 
-# What identifies a job's schedule: (cron, timezone, every, anchorAt).
-ScheduleKey = tuple[str | None, str, str | None, datetime | None]
-
-
-def schedule_key(job: JobView) -> ScheduleKey:
-    """The fields a job's schedule is built from."""
-    return (job.cron, job.timezone, job.every, job.anchor_at)
+# What identifies a job's schedule: (cron, timezone, every, anchorAt, runAt, startAt, endAt).
+ScheduleKey = BoundedKey
+schedule_key = bounded_key
 
 
 def job_schedule(job: JobView) -> SlotSchedule:
     """The schedule of a job as read: its cron, or its interval on its anchor."""
-    return schedule_for(*schedule_key(job))
+    return bounded_schedule(schedule_key(job))
 
 
 @lru_cache(maxsize=65_536)
-def _next_after(key: ScheduleKey, instant: datetime) -> datetime:
-    """The first fire time after `instant` (cached: a herd asks the same question many times)."""
-    return schedule_for(*key).next_after(instant)
+def _next_after(key: ScheduleKey, instant: datetime) -> datetime | None:
+    """The first fire time after `instant`, None if none is left (cached: a herd asks the
+    same question many times)."""
+    return next_or_none(bounded_schedule(key), instant)
 
 
 def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> datetime:
@@ -261,10 +306,15 @@ def start_deadline(job: JobView, slot: datetime, threshold: timedelta) -> dateti
 
     A slot is on time if it starts within its *start tolerance*: a tenth of the job's interval
     at that slot, at least 1 s, at most CRON_MISFIRE_THRESHOLD_SECONDS. Later, it is a misfire:
-    `skip` never runs it; `runOnce` still runs it within `misfireGraceSeconds`.
+    `skip` never runs it; `runOnce` still runs it within `misfireGraceSeconds`. The interval is
+    the schedule's without its bounds (the last slot before `endAt` keeps its tolerance); a
+    one-off has none, its tolerance is the threshold.
     """
-    interval = _next_after(schedule_key(job), slot) - slot
-    tolerance = min(threshold, max(_SECOND, interval * ON_TIME_SHARE))
+    unbounded = (*schedule_key(job)[:5], None, None)
+    following = _next_after(unbounded, slot)
+    tolerance = threshold
+    if following is not None:
+        tolerance = min(threshold, max(_SECOND, (following - slot) * ON_TIME_SHARE))
     if job.options.misfire_policy is MisfirePolicy.SKIP:
         return slot + tolerance
     return slot + max(tolerance, timedelta(seconds=job.options.misfire_grace_seconds))
@@ -278,8 +328,8 @@ def is_slot_of(job: JobView, slot: datetime) -> bool:
         return False
 
 
-def next_slot(job: JobView, slot: datetime) -> datetime:
-    """The job's first slot after `slot` (its schedule is known to be usable)."""
+def next_slot(job: JobView, slot: datetime) -> datetime | None:
+    """The job's first slot after `slot`, None past its last (its schedule is usable)."""
     return _next_after(schedule_key(job), slot)
 
 
@@ -294,15 +344,15 @@ class DueSlots:
     # Due slots beyond `missed`, summarised in one record: its first slot and how many.
     summary_from: datetime | None
     summary_count: int
-    # The first slot after now: the job's new `nextRunAt`.
-    next_run_at: datetime
+    # The first slot after now: the job's new `nextRunAt`; None when the schedule is over.
+    next_run_at: datetime | None
 
 
 def due_slots(
     schedule: SlotSchedule, next_run_at: datetime, now: datetime, max_records: int
 ) -> DueSlots:
     """Which slots from `next_run_at` up to `now` are due, and where the schedule goes next."""
-    following = schedule.next_after(now)
+    following = next_or_none(schedule, now)
     latest = _latest_slot(schedule, next_run_at, now)
     if latest is None:
         return DueSlots(None, (), None, 0, following)

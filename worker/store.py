@@ -16,16 +16,20 @@ from typing import Any, Final
 import structlog
 from bson import ObjectId, Timestamp
 from pydantic import ValidationError
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.db import JOBS, RUNS, STREAM_TOKENS, WORKERS, Collection, Database, Document
 from shared.model import JobOptions, JobStatus, OverlapPolicy, RunStatus, RunTrigger
+from worker.notify_policy import StreakEvent
 from worker.outcomes import FAILED_STATUSES, Outcome
+from worker.owner_store import OwnerSlotStore
 
 DUPLICATE_KEY: Final = 11000
 RUNNING: Final = RunStatus.RUNNING.value
 PENDING: Final = RunStatus.PENDING.value
+COMPLETED: Final = JobStatus.COMPLETED.value
+NOT_COMPLETED: Final = {"$ne": COMPLETED}
 FAILED_STATUS_VALUES: Final = frozenset(status.value for status in FAILED_STATUSES)
 # Below every ObjectId: `activeRunIds > LOWEST_ID` matches jobs with an active run (an index range).
 LOWEST_ID: Final = ObjectId(b"\x00" * 12)
@@ -35,6 +39,7 @@ _OPTION_FIELDS: Final = (
     "overlapPolicy",
     "misfirePolicy",
     "misfireGraceSeconds",
+    "jitterSeconds",
 )
 
 log = structlog.get_logger("worker.store")
@@ -50,7 +55,7 @@ class JobView:
     owner_id: str
     name: str
     type: str
-    # Exactly one schedule kind: a cron, or an interval with its anchor.
+    # Exactly one schedule kind: a cron, an interval with its anchor, or a one-off.
     cron: str | None
     every: str | None
     anchor_at: datetime | None
@@ -62,6 +67,13 @@ class JobView:
     options: JobOptions
     # The stored document, for handlers (parsed into JobDocument when a run executes).
     raw: Document
+    run_at: datetime | None = None
+    # Bounds (worker/completion.py): slots within [startAt, endAt], at most maxRuns successes.
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    max_runs: int | None = None
+    scheduled_success_count: int = 0
+    status: JobStatus | None = None
 
     @property
     def overlap_skip(self) -> bool:
@@ -96,7 +108,24 @@ def parse_job(document: Document) -> JobView:
         active_run_ids=tuple(active) if isinstance(active, list) else (),
         options=options,
         raw=document,
+        run_at=document.get("runAt"),
+        start_at=document.get("startAt"),
+        end_at=document.get("endAt"),
+        max_runs=_int_or_none(document.get("maxRuns")),
+        scheduled_success_count=_int_or_none(document.get("scheduledSuccessCount")) or 0,
+        status=_status(document.get("status")),
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _status(value: Any) -> JobStatus | None:
+    try:
+        return JobStatus(value)
+    except ValueError:
+        return None
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -122,6 +151,8 @@ class RunView:
     error: str | None
     # The stored document (a retry copies its identity fields).
     raw: Document
+    # When it may start (a jittered slot: after its slot); None only for final records.
+    not_before: datetime | None = None
 
 
 def parse_run(document: Document) -> RunView:
@@ -141,16 +172,22 @@ def parse_run(document: Document) -> RunView:
         owner_id=document.get("ownerId"),
         error=document.get("error"),
         raw=document,
+        not_before=document.get("notBefore"),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class Advance:
-    """Move a job's `nextRunAt` forward (`$max`) if no client wrote it since `version`."""
+    """Move a job's `nextRunAt` forward (`$max`) if no client wrote it since `version`.
+
+    None: the schedule has no slot left (`nextRunAt` null); with `complete` the job is also
+    `completed` (nothing was queued: its last slot is decided, or maxRuns is reached).
+    """
 
     job_id: ObjectId
     version: Any
-    next_run_at: datetime
+    next_run_at: datetime | None
+    complete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +199,8 @@ class Start:
     # For a slot the schedule stage just queued: the job's `nextRunAt` advance, carried by
     # the start write instead of a write of its own.
     advance_to: datetime | None = None
+    # A schedule slot or a retry of one: it does not start on a completed job.
+    scheduled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,14 +212,18 @@ class Release:
     error: str | None = None
     # For a run queued again (`pending`): when it is due; None keeps its `notBefore`.
     not_before: datetime | None = None
+    # Queued again for its owner's cap: it was on time, so its start deadline no longer applies.
+    lift_deadline: bool = False
 
 
 class WorkerStore:
     """The worker's view of the database."""
 
-    def __init__(self, db: Database, worker_id: str) -> None:
+    def __init__(self, db: Database, worker_id: str, *, owner_slots: bool = False) -> None:
         self.db = db
         self.worker_id = worker_id
+        # Per-owner run slots (`CRON_MAX_RUNNING_PER_OWNER`), their own queries.
+        self.owners = OwnerSlotStore(db, enabled=owner_slots)
         self.jobs: Collection = db[JOBS]
         self.runs: Collection = db[RUNS]
         self.workers: Collection = db[WORKERS]
@@ -188,9 +231,15 @@ class WorkerStore:
 
     # --- scheduling: due jobs become pending runs -----------------------------------------
 
-    async def due_jobs(self, now: datetime, limit: int) -> list[JobView]:
-        """Up to `limit` enabled jobs whose `nextRunAt` has come (one range query, no sort)."""
-        cursor = self.jobs.find({"enabled": True, "nextRunAt": {"$lte": now}}, limit=limit)
+    async def due_jobs(
+        self, now: datetime, limit: int, exclude_owners: Iterable[str] = ()
+    ) -> list[JobView]:
+        """Up to `limit` enabled jobs whose `nextRunAt` has come (one range query, no sort),
+        of owners other than `exclude_owners`."""
+        query: Document = {"enabled": True, "nextRunAt": {"$lte": now}}
+        if exclude_owners:
+            query["ownerId"] = {"$nin": list(exclude_owners)}
+        cursor = self.jobs.find(query, limit=limit)
         return [parse_job(document) async for document in cursor]
 
     async def earliest_job_time(self, before: datetime) -> datetime | None:
@@ -233,15 +282,21 @@ class WorkerStore:
         """
         if not advances:
             return 0
-        operations = [
-            UpdateOne(
-                {"_id": advance.job_id, "version": advance.version, "enabled": True},
-                {"$max": {"nextRunAt": advance.next_run_at}},
-            )
-            for advance in advances
-        ]
+        operations = [UpdateOne(*_advance_job(advance)) for advance in advances]
         result = await self.jobs.bulk_write(operations, ordered=False)
         return result.matched_count
+
+    async def complete_jobs(self, jobs: Sequence[tuple[ObjectId, Any]]) -> None:
+        """Mark jobs (id, version as read) `completed`: their last slot was released unrun."""
+        operations = [
+            UpdateOne(
+                {"_id": job_id, "version": version, "enabled": True, "status": NOT_COMPLETED},
+                {"$set": {"status": COMPLETED, "nextRunAt": None}},
+            )
+            for job_id, version in jobs
+        ]
+        if operations:
+            await self.jobs.bulk_write(operations, ordered=False)
 
     async def park_job(self, job_id: ObjectId, version: Any, error: str) -> None:
         """Take a job whose schedule cannot be evaluated off the timetable (until edited)."""
@@ -252,9 +307,15 @@ class WorkerStore:
 
     # --- claiming: the one start path ------------------------------------------------------
 
-    async def due_pending(self, now: datetime, limit: int) -> list[RunView]:
-        """Up to `limit` pending runs whose `notBefore` has come."""
-        cursor = self.runs.find({"status": PENDING, "notBefore": {"$lte": now}}, limit=limit)
+    async def due_pending(
+        self, now: datetime, limit: int, exclude_owners: Iterable[str] = ()
+    ) -> list[RunView]:
+        """Up to `limit` pending runs whose `notBefore` has come, of owners other than
+        `exclude_owners`."""
+        query: Document = {"status": PENDING, "notBefore": {"$lte": now}}
+        if exclude_owners:
+            query["ownerId"] = {"$nin": list(exclude_owners)}
+        cursor = self.runs.find(query, limit=limit)
         return [parse_run(document) async for document in cursor]
 
     async def count_backlog(self, now: datetime, cap: int) -> tuple[int, int]:
@@ -331,8 +392,10 @@ class WorkerStore:
             query: Document = {"_id": job.id, "version": job.version}
             if job.overlap_skip:
                 query["activeRunIds.0"] = {"$exists": False}
+            if start.scheduled:
+                query["status"] = NOT_COMPLETED  # completed meanwhile: judged again, skipped
             update: Document = {"$addToSet": {"activeRunIds": start.run_id}}
-            if job.enabled:
+            if job.enabled and job.status is not JobStatus.COMPLETED:
                 update["$set"] = {"status": JobStatus.RUNNING.value}
             if start.advance_to is not None:
                 update["$max"] = {"nextRunAt": start.advance_to}
@@ -353,6 +416,8 @@ class WorkerStore:
                 fields["workerId"] = None
                 if release.not_before is not None:
                     fields["notBefore"] = release.not_before
+                if release.lift_deadline:
+                    fields["startDeadline"] = None
             else:
                 fields |= {"endedAt": now, "error": release.error}
             operations.append(
@@ -490,8 +555,11 @@ class WorkerStore:
         finished = [o for o in outcomes if o.job_status is not None and o.run_id not in late_ids]
         if finished:
             # Usually each job is enabled and this was its only active run: one update per run.
+            # A run that completes its job goes first (each form matches only while the run is
+            # listed and takes it out, so exactly one form applies per run).
+            completing = [UpdateOne(*_complete_job(o)) for o in finished if o.completes]
             usual = await self.jobs.bulk_write(
-                [UpdateOne(*_finish_job(o, usual=True)) for o in finished]
+                completing + [UpdateOne(*_finish_job(o, usual=True)) for o in finished]
             )
             if usual.matched_count < len(finished):
                 # Paused jobs, or overlapping runs: the pair below matches once per remaining
@@ -505,6 +573,8 @@ class WorkerStore:
                 )
         for outcome in late:
             await self._settle_late(outcome)
+        if self.owners.enabled:  # ended runs give their owner's slot back (reaped ones too)
+            await self.owners.release([outcome.run_id for outcome in outcomes])
         return late
 
     async def _overwrite_reaped(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
@@ -548,6 +618,74 @@ class WorkerStore:
                     "status": PENDING,
                 }
             )
+
+    # --- failure notification and auto-pause (worker/notifications.py) ---------------------
+
+    async def job_document(self, job_id: ObjectId) -> Document | None:
+        """The job as stored now (None: deleted)."""
+        return await self.jobs.find_one({"_id": job_id})
+
+    async def auto_pause(
+        self, job_id: ObjectId, streak: int, reason: str, now: datetime
+    ) -> Document | None:
+        """Pause an enabled job whose streak is still `streak`; the job after, or None.
+
+        Like a client's pause it bumps `version` (so no start of it matches any more) and takes
+        `nextRunAt` off the timetable; a slot already queued is recorded skipped (paused).
+        """
+        return await self.jobs.find_one_and_update(
+            {"_id": job_id, "enabled": True, "failureStreak": streak},
+            {
+                "$set": {
+                    "enabled": False,
+                    "status": JobStatus.PAUSED.value,
+                    "pausedAt": now,
+                    "pausedReason": reason,
+                    "nextRunAt": None,
+                    "updatedAt": now,
+                },
+                "$inc": {"version": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def claim_failure_notice(
+        self, job_id: ObjectId, now: datetime, last_sent_by: datetime | None
+    ) -> Document | None:
+        """Take the one failure notice due (of any number of workers one gets it): the job
+        before, whose `unnotifiedFailures` the notice counts, or None if none is due.
+
+        Due: failures not yet notified, and no notice after `last_sent_by` (None: any time).
+        """
+        query: Document = {"_id": job_id, "unnotifiedFailures": {"$gt": 0}}
+        if last_sent_by is not None:
+            query["$or"] = [
+                {"lastFailureNoticeAt": None},
+                {"lastFailureNoticeAt": {"$lte": last_sent_by}},
+            ]
+        return await self.jobs.find_one_and_update(
+            query,
+            {
+                "$set": {
+                    "lastFailureNoticeAt": now,
+                    "unnotifiedFailures": 0,
+                    "streakNotified": True,
+                }
+            },
+            return_document=ReturnDocument.BEFORE,
+        )
+
+    async def claim_recovery_notice(self, job_id: ObjectId) -> Document | None:
+        """Take the recovery notice of a notified streak that ended: the job, or None."""
+        return await self.jobs.find_one_and_update(
+            {"_id": job_id, "streakNotified": True, "failureStreak": 0},
+            {"$set": {"streakNotified": False}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def record_notification(self, job_id: ObjectId, record: Document) -> None:
+        """Keep the last notice's delivery on the job (`lastNotification`)."""
+        await self.jobs.update_one({"_id": job_id}, {"$set": {"lastNotification": record}})
 
     # --- resume tokens ------------------------------------------------------------------------
 
@@ -599,16 +737,57 @@ def _finish_job(outcome: Outcome, *, usual: bool = False) -> tuple[Document, Doc
     """
     assert outcome.job_status is not None
     fields: Document = {"lastError": outcome.error, "lastDurationMs": outcome.duration_ms}
+    counters = {
+        "runCount": 1,
+        "failureCount": 1 if outcome.failed else 0,
+        "scheduledSuccessCount": 1 if outcome.counts_success else 0,
+    }
+    if outcome.streak is not None:
+        # The failure streak moves with the run's own write, once (worker/notify_policy.py).
+        if outcome.streak.event is StreakEvent.FAILED_SLOT:
+            counters |= {"failureStreak": 1, "unnotifiedFailures": 1}
+        else:
+            fields["failureStreak"] = 0
     query: Document = {"_id": outcome.job_id, "activeRunIds": outcome.run_id}
     if usual:
+        # A completed job stays completed (a run-now run, or a slot that overlapped the last).
         fields["status"] = outcome.job_status.value
-        query |= {"enabled": True, "activeRunIds.1": {"$exists": False}}
+        query |= {"enabled": True, "activeRunIds.1": {"$exists": False}, "status": NOT_COMPLETED}
     return (
         query,
         {
             "$pull": {"activeRunIds": outcome.run_id},
             "$max": {"lastRunAt": outcome.started_at},
-            "$inc": {"runCount": 1, "failureCount": 1 if outcome.failed else 0},
+            "$inc": counters,
             "$set": fields,
         },
     )
+
+
+def _complete_job(outcome: Outcome) -> tuple[Document, Document]:
+    """The job side of a run that completes its job (worker/completion.py): as `_finish_job`,
+    and `completed` with no `nextRunAt`, if the job's version is as read and (maxRuns) enough
+    slots had succeeded before: several workers finishing slots at once count exactly."""
+    assert outcome.completes is not None
+    query, update = _finish_job(outcome)
+    query["version"] = outcome.completes.version
+    if outcome.completes.min_successes is not None:
+        query["scheduledSuccessCount"] = {"$gte": outcome.completes.min_successes}
+    update["$set"] |= {"status": COMPLETED, "nextRunAt": None}
+    return query, update
+
+
+def _advance_job(advance: Advance) -> tuple[Document, Document]:
+    """A schedule pass's write of a job: `$max` its `nextRunAt`, or end its schedule."""
+    query: Document = {
+        "_id": advance.job_id,
+        "version": advance.version,
+        "enabled": True,
+        "status": NOT_COMPLETED,
+    }
+    if advance.next_run_at is not None:
+        return query, {"$max": {"nextRunAt": advance.next_run_at}}
+    fields: Document = {"nextRunAt": None}
+    if advance.complete:
+        fields["status"] = COMPLETED
+    return query, {"$set": fields}

@@ -8,12 +8,13 @@ from http import HTTPStatus
 from litestar import Controller, get, post
 from litestar.params import JSONBody
 
+from api.bounds_rules import check_bounds
 from api.dependencies import CallerDep, ServicesDep
 from api.errors import field_error, invalid
 from api.guards import requires_caller
 from api.openapi import problems
+from api.schedule_preview import schedule_preview
 from api.schemas.catalog import (
-    FireTime,
     JobTypeList,
     JobTypeOut,
     PreviewIn,
@@ -21,9 +22,9 @@ from api.schemas.catalog import (
     TemplateOut,
 )
 from api.schemas.common import FieldError
-from shared.interval import IntervalSchedule
+from api.validation import jitter_errors
+from shared.jitter import jittered_start
 from shared.registry import JobType
-from shared.schedule import Schedule, parse_timezone
 from shared.settings import Settings
 
 
@@ -61,7 +62,9 @@ class CatalogController(Controller):
     ) -> PreviewOut:
         """The next `count` fire times, or the same schedule / timezone errors a save would give.
 
-        `every` previews an interval on `anchorAt` (default now, as a job created now)."""
+        `every` previews an interval on `anchorAt` (default `startAt`, else now, as a job
+        created now); `startAt`, `endAt` and `maxRuns` cut the fire times as they would a job's.
+        """
         errors: list[FieldError] = []
         now = datetime.now(UTC)
         if data.anchor_at is not None and data.every is None:
@@ -73,24 +76,33 @@ class CatalogController(Controller):
             errors,
             now,
             every=data.every,
-            anchor_at=data.anchor_at,
+            anchor_at=data.anchor_at or data.start_at,
+            run_at=data.run_at,
         )
+        errors.extend(check_bounds(data, schedule, None, now))
+        if schedule is not None:
+            errors.extend(jitter_errors(data.jitter_seconds, schedule, now))
         if schedule is None or errors:
             raise invalid(errors)
-        zone = parse_timezone(data.timezone)
-        field = "every" if data.every is not None else "cron"
-        try:
-            times = schedule.next_times(now, data.count)
-        except ValueError as error:  # runs past the supported calendar
-            raise invalid([field_error(field, str(error))]) from None
-        interval = schedule if isinstance(schedule, IntervalSchedule) else None
-        return PreviewOut(
-            cron=schedule.cron if isinstance(schedule, Schedule) else None,
-            every=interval.every if interval else None,
-            anchor_at=interval.anchor if interval else None,
-            timezone=zone.key,
-            fire_times=[FireTime(utc=time, local=time.astimezone(zone)) for time in times],
+        return schedule_preview(
+            schedule,
+            data.timezone,
+            now,
+            data.count,
+            start_at=data.start_at,
+            end_at=data.end_at,
+            max_runs=data.max_runs,
+            starts_at=lambda slot: _starts_at(data, slot),
         )
+
+
+def _starts_at(data: PreviewIn, slot: datetime) -> datetime | None:
+    """The slot's jittered start, if it can be known (the offset needs the job's id)."""
+    if data.jitter_seconds == 0:
+        return slot
+    if data.job_id is None:
+        return None
+    return jittered_start(data.job_id, slot, data.jitter_seconds)
 
 
 def _templates(job_type: JobType, settings: Settings) -> list[TemplateOut] | None:

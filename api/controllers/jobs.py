@@ -11,7 +11,12 @@ from litestar.params import FromQuery, HeaderParameter, JSONBody, PathParameter,
 
 from api.dependencies import CallerDep, DatabaseDep, ServicesDep
 from api.errors import ApiError
-from api.guards import refuses_job_callers, require_type_permission, requires_caller
+from api.guards import (
+    creating_owner,
+    refuses_job_callers,
+    require_type_permission,
+    requires_caller,
+)
 from api.metrics import JOBS_CREATED, JOBS_DELETED, RUNS_QUEUED
 from api.openapi import BASE_PATH, ETAG_HEADER, LOCATION_HEADER, NOT_MODIFIED, problems
 from api.params import (
@@ -92,9 +97,7 @@ class JobController(Controller):
         services: ServicesDep,
     ) -> Response[JobOut]:
         """201 with the job and its Location; 409 for a duplicate name or a full quota."""
-        owner_id = data.owner_id or caller.sub
-        if owner_id != caller.sub and not caller.is_admin:
-            raise ApiError(HTTPStatus.FORBIDDEN, "only admins may create jobs for another owner")
+        owner_id = creating_owner(data.owner_id, caller)
         spec = services.validator.validate(
             spec_from_body(data, services.settings, by_admin=caller.is_admin), caller
         )
@@ -179,13 +182,15 @@ class JobController(Controller):
         if_match: IfMatch = None,
     ) -> Response[JobOut]:
         """Full replace, validated as a new job; recomputes `nextRunAt` if the schedule moved."""
-        spec = services.validator.validate(
-            spec_from_body(data, services.settings, by_admin=caller.is_admin), caller
-        )
+        body = spec_from_body(data, services.settings, by_admin=caller.is_admin)
+        # Bad input is a 422 before the job is read; whether an instant lies in the past
+        # depends on the stored job (one it already had may), so that is judged below.
+        services.validator.validate(body, caller, before=body)
 
         def replaced(current: JobDocument) -> jobs_repo.JobSpec:
             require_type_permission(services.registry, current.type, caller)
-            return spec
+            before = jobs_repo.JobSpec.of(current)
+            return services.validator.validate(body, caller, before=before)
 
         job = await jobs_repo.update_job(
             services.db,
@@ -217,8 +222,9 @@ class JobController(Controller):
 
         def merged(current: JobDocument) -> jobs_repo.JobSpec:
             require_type_permission(services.registry, current.type, caller)
-            spec = merge_patch(jobs_repo.JobSpec.of(current), changes, by_admin=caller.is_admin)
-            return services.validator.validate(spec, caller)
+            before = jobs_repo.JobSpec.of(current)
+            spec = merge_patch(before, changes, by_admin=caller.is_admin)
+            return services.validator.validate(spec, caller, before=before)
 
         job = await jobs_repo.update_job(
             services.db,

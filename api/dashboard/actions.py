@@ -18,7 +18,7 @@ from api.dependencies import Services
 from api.errors import ApiError
 from api.validation import merge_patch
 from shared import jobs_repo
-from shared.model import JobDocument
+from shared.model import JobDocument, RunTrigger
 
 log = structlog.get_logger(__name__)
 
@@ -90,13 +90,20 @@ async def set_enabled(
     return job
 
 
-async def run_now(services: Services, admin: Principal, job_id: ObjectId) -> ObjectId:
-    """Queue a manual run, exactly as `POST /jobs/{id}/run-now` does."""
+async def run_now(
+    services: Services,
+    admin: Principal,
+    job_id: ObjectId,
+    *,
+    trigger: RunTrigger = RunTrigger.MANUAL,
+) -> ObjectId:
+    """Queue a manual run, exactly as `POST /jobs/{id}/run-now` does (`trigger` TEST: a test
+    run, as `POST /jobs/{id}/test` does)."""
     try:
         job = await jobs_repo.get_job(services.db, job_id)
         if job is None:
             raise jobs_repo.JobNotFoundError(job_id)
-        run_id = await jobs_repo.queue_run_now(services.db, job)
+        run_id = await jobs_repo.queue_run_now(services.db, job, trigger=trigger)
     except REFUSALS as error:
         raise explain(error) from error
     log.info(
@@ -105,6 +112,7 @@ async def run_now(services: Services, admin: Principal, job_id: ObjectId) -> Obj
         run_id=str(run_id),
         owner_id=job.owner_id,
         caller=admin.sub,
+        trigger=trigger.value,
     )
     return run_id
 

@@ -7,8 +7,23 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from api.schemas.bounds import (
+    END_AT_DESCRIPTION,
+    MAX_RUNS_DESCRIPTION,
+    RUN_AT_DESCRIPTION,
+    START_AT_DESCRIPTION,
+    Instant,
+    MaxRuns,
+)
 from api.schemas.common import RequestModel, ResponseModel
-from api.schemas.jobs import CRON_DESCRIPTION, EVERY_DESCRIPTION, Cron, Every, Timezone
+from api.schemas.jobs import (
+    CRON_DESCRIPTION,
+    EVERY_DESCRIPTION,
+    Cron,
+    Every,
+    JitterSeconds,
+    Timezone,
+)
 
 PREVIEW_MAX_COUNT = 100
 # Anchors a preview accepts (a job's own anchor is its creation or last edit).
@@ -44,17 +59,40 @@ class JobTypeList(ResponseModel):
 
 
 class PreviewIn(RequestModel):
-    """A schedule to preview before saving it: exactly one of `cron` and `every`."""
+    """A schedule to preview before saving it: exactly one of `cron`, `every` and `runAt`,
+    with optional bounds."""
 
     cron: Cron | None = Field(None, description=CRON_DESCRIPTION, examples=["0 8 * * *"])
     every: Every | None = Field(None, description=EVERY_DESCRIPTION, examples=["PT90M"])
+    run_at: Instant | None = Field(
+        None, description=RUN_AT_DESCRIPTION, examples=["2026-12-24T18:00:00Z"]
+    )
     anchor_at: datetime | None = Field(
         None,
-        description="`every` only: the grid's origin (default: now, as if the job were "
-        "created now; a job's own `anchorAt` previews its current grid).",
+        description="`every` only: the grid's origin (default: `startAt`, else now, as if the "
+        "job were created now; a job's own `anchorAt` previews its current grid).",
+    )
+    start_at: Instant | None = Field(
+        None, description=START_AT_DESCRIPTION, examples=["2026-12-01T00:00:00Z"]
+    )
+    end_at: Instant | None = Field(
+        None, description=END_AT_DESCRIPTION, examples=["2026-12-31T00:00:00Z"]
+    )
+    max_runs: MaxRuns | None = Field(
+        None,
+        description=f"{MAX_RUNS_DESCRIPTION} The preview shows at most this many fire times.",
+        examples=[10],
     )
     timezone: Timezone = "UTC"
     count: int = Field(10, ge=1, le=PREVIEW_MAX_COUNT, description="How many fire times.")
+    jitter_seconds: JitterSeconds = 0
+    job_id: str | None = Field(
+        None,
+        pattern="^[0-9a-f]{24}$",
+        description="With `jitterSeconds`: the job whose jittered starts to show (a slot's "
+        "offset derives from the job's id and the slot).",
+        examples=["6740a1f2c3d4e5f601234567"],
+    )
 
     @field_validator("anchor_at")
     @classmethod
@@ -81,6 +119,13 @@ class FireTime(ResponseModel):
         description="The same instant as wall time in the zone, with its offset.",
         examples=["2026-11-23T08:00:00+01:00"],
     )
+    starts_at: datetime | None = Field(
+        None,
+        description="When the slot starts (UTC): `utc` plus the job's jitter offset for this "
+        "slot; `utc` itself without jitter; null with `jitterSeconds` but no `jobId` (the "
+        "offset depends on the job's id).",
+        examples=["2026-11-23T07:00:17.250Z"],
+    )
 
 
 class PreviewOut(ResponseModel):
@@ -88,9 +133,15 @@ class PreviewOut(ResponseModel):
 
     cron: str | None
     every: str | None
+    run_at: datetime | None = Field(description="`runAt` only: the single slot (UTC).")
     anchor_at: datetime | None = Field(description="`every` only: the anchor used (UTC).")
+    start_at: datetime | None = Field(description="The lower bound used (UTC), if any.")
+    end_at: datetime | None = Field(description="The upper bound used (UTC), if any.")
     timezone: str
-    fire_times: list[FireTime]
+    fire_times: list[FireTime] = Field(
+        description="At most `count`; fewer (or none) where the bounds, `maxRuns` or a "
+        "one-off end the schedule."
+    )
 
 
 class Health(ResponseModel):

@@ -17,8 +17,15 @@ class RunOut(ResponseModel):
 
     id: str
     job_id: str
-    scheduled_for: datetime = Field(description="The slot (UTC); for run-now the request time.")
-    trigger: RunTrigger
+    scheduled_for: datetime = Field(
+        description="The slot (UTC), also for a backfilled one; for run-now and test runs the "
+        "request time."
+    )
+    trigger: RunTrigger = Field(
+        description="schedule, manual (run-now), retry, test (outside the job's counters and "
+        "status) or backfill (a past slot queued by an admin).",
+        examples=["schedule"],
+    )
     attempt: int
     status: RunStatus
     not_before: datetime | None = Field(

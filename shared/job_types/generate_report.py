@@ -5,11 +5,14 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.registry import JobType
+from shared.run_identity import RunIdentity, utc_text
+from shared.settings import Settings
 
 
 class ReportType(StrEnum):
@@ -59,9 +62,25 @@ def period_bounds(period: ReportPeriod, end: datetime, zone: ZoneInfo) -> tuple[
     return start, local_end.astimezone(UTC)
 
 
+def preview(
+    identity: RunIdentity, payload: GenerateReportPayload, settings: Settings
+) -> dict[str, Any]:
+    """The report a run at its slot would store: its type and the period it covers."""
+    start, end = period_bounds(payload.period, identity.scheduled_for, ZoneInfo(identity.timezone))
+    return {
+        "kind": "generateReport",
+        "reportType": payload.report_type.value,
+        "period": payload.period.value,
+        "periodStart": utc_text(start),
+        "periodEnd": utc_text(end),
+        "timezone": identity.timezone,
+    }
+
+
 JOB_TYPE = JobType(
     name="generateReport",
     payload_model=GenerateReportPayload,
     description="Builds a report of the owner's job runs for the period ending at the run's "
     "scheduled time and stores it (GET /api/cron/jobs/{id}/reports).",
+    preview=preview,
 )

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from shared import netguard
+from shared.job_types import http_call
 from shared.job_types.limits import MAX_BODY_BYTES, bounded_json
 from shared.registry import JobType, PayloadContext, PayloadRuleError
 from shared.settings import Settings
@@ -192,4 +193,5 @@ JOB_TYPE = JobType(
     description="Calls an HTTP endpoint with a signed request (X-Cron-Signature); "
     "a non-2xx answer fails the attempt.",
     rules=(check_target,),
+    preview=http_call.preview,
 )

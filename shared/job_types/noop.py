@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.registry import JobType
+from shared.run_identity import RunIdentity
+from shared.settings import Settings
 
 
 class NoopPayload(BaseModel):
@@ -25,9 +29,20 @@ class NoopPayload(BaseModel):
     )
 
 
+def preview(identity: RunIdentity, payload: NoopPayload, settings: Settings) -> dict[str, Any]:
+    """What the canary would do: wait, then fail the first `failAttempts` attempts or succeed."""
+    return {
+        "kind": "noop",
+        "sleepSeconds": payload.sleep_seconds,
+        "failAttempts": payload.fail_attempts,
+        "outcome": "fails" if identity.attempt <= payload.fail_attempts else "succeeds",
+    }
+
+
 JOB_TYPE = JobType(
     name="noop",
     payload_model=NoopPayload,
     description="Does nothing (optionally waits or fails on purpose); a canary for operators.",
     admin_only=True,
+    preview=preview,
 )

@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
 
-from shared.job_types import email_templates
+from shared.job_types import email_message, email_templates
 from shared.job_types.limits import MAX_PARAMS_BYTES, bounded_json
 from shared.registry import JobType, PayloadContext, PayloadRuleError
+from shared.run_identity import RunIdentity
+from shared.settings import Settings
 
 MAX_RECIPIENTS = 50
 MAX_SUBJECT_LENGTH = 200
@@ -93,10 +95,17 @@ def check_template(payload: SendEmailPayload, context: PayloadContext) -> None:
         raise PayloadRuleError("params", str(error)) from None
 
 
+def preview(identity: RunIdentity, payload: SendEmailPayload, settings: Settings) -> dict[str, Any]:
+    """The message a run would send: rendered subject, text and HTML, and its headers."""
+    rendered = email_templates.render(settings.templates_dir, payload.template, payload.params)
+    return email_message.describe(identity, settings, payload.to, payload.subject, rendered)
+
+
 JOB_TYPE = JobType(
     name="sendEmail",
     payload_model=SendEmailPayload,
     description="Sends a templated email (text and HTML) through the service's SMTP server.",
     rules=(check_template,),
     variants=lambda settings: email_templates.params_schemas(settings.templates_dir),
+    preview=preview,
 )

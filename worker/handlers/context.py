@@ -18,6 +18,7 @@ from structlog.typing import FilteringBoundLogger
 from shared.db import Database
 from shared.model import JobDocument, RunStatus, RunTrigger, idempotency_key
 from shared.registry import JobTypeRegistry, UnknownJobTypeError
+from shared.run_identity import RunIdentity
 from shared.runs import MAX_ERROR_CHARS, RunReason, error_summary, utc_now
 from shared.settings import Settings
 from worker.outcomes import Outcome, conclude
@@ -44,6 +45,19 @@ class RunContext:
     log: FilteringBoundLogger
     db: Database
     settings: Settings
+
+    @property
+    def identity(self) -> RunIdentity:
+        """Who this attempt is, as stamped on what the handler sends."""
+        return RunIdentity(
+            job_id=str(self.job.id),
+            job_name=self.job.name,
+            run_id=self.run_id,
+            attempt=self.attempt,
+            scheduled_for=self.scheduled_for,
+            idempotency_key=self.idempotency_key,
+            timezone=self.job.timezone,
+        )
 
 
 # A handler returns a small JSON-able summary kept on the run record (or None).

@@ -5,28 +5,22 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import string
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from shared import __version__, netguard
+from shared import netguard
+from shared.job_types import http_call
 from shared.job_types.http_request import HttpRequestPayload, own_endpoints
-from shared.job_types.http_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header
-from shared.job_types.limits import json_bytes
 from shared.settings import Settings
 from worker.handlers import redirects
 from worker.handlers.context import HandlerError, RunContext
 
-USER_AGENT = f"cronjobs/{__version__}"
+USER_AGENT = http_call.USER_AGENT
 SNIPPET_CHARS = 500
 ERROR_SNIPPET_CHARS = 120
-# X-Cron-Job carries the job name; anything outside printable ASCII is percent-encoded (UTF-8).
-_NAME_SAFE = "".join(c for c in string.printable if c not in "%\t\n\r\x0b\x0c")
 
 Resolver = Callable[[str, int], Awaitable[list[netguard.IPAddress]]]
 
@@ -59,7 +53,7 @@ async def call(
         url, trusted = netguard.resolve_url(payload.url, ctx.settings.http_base_url)
     except netguard.TargetError as error:
         raise _refused(ctx, error) from None
-    body, content_type = _body_of(payload)
+    body, content_type = http_call.body_of(payload)
     hop = redirects.first_hop(
         url,
         trusted=trusted,
@@ -104,15 +98,6 @@ async def call(
     }
 
 
-def _body_of(payload: HttpRequestPayload) -> tuple[bytes, str | None]:
-    """The body bytes and the Content-Type that describes them (None without a body)."""
-    if payload.body is None:
-        return b"", None
-    if isinstance(payload.body, str):
-        return payload.body.encode("utf-8"), "text/plain; charset=utf-8"
-    return json_bytes(payload.body), "application/json"
-
-
 async def _exchange(
     ctx: RunContext, client: httpx.AsyncClient, hop: redirects.Hop, resolver: Resolver
 ) -> tuple[int, str, bytes, httpx.URL]:
@@ -142,15 +127,8 @@ async def _send(
     timestamp: int,
     resolver: Resolver,
 ) -> httpx.Response:
-    own = {name.lower() for name in hop.headers}
-    headers: dict[str, str] = {}
-    if hop.content_type and "content-type" not in own:
-        headers["Content-Type"] = hop.content_type
-    headers.update(hop.headers)
-    headers.update(_identity_headers(ctx, hop, timestamp))
-    if "accept-encoding" not in own:
-        # The capped read takes raw bytes: ask for an uncompressed answer.
-        headers["Accept-Encoding"] = "identity"
+    service = http_call.identity_headers(ctx.identity, ctx.settings, timestamp, hop.body)
+    headers = http_call.request_headers(hop.headers, hop.content_type, service)
     try:
         targets = await _targets(hop, ctx.settings, resolver, ctx.job.payload_by_admin)
     except netguard.TargetError as error:
@@ -169,22 +147,6 @@ async def _send(
         except httpx.TransportError as error:
             raise HandlerError(f"{hop.url.host}: {_describe(error)}") from None
     raise HandlerError(f"cannot connect to {hop.url.host}: {_describe(last_error)}")
-
-
-def _identity_headers(ctx: RunContext, hop: redirects.Hop, timestamp: int) -> dict[str, str]:
-    secret = ctx.settings.http_signing_secret.get_secret_value()
-    scheduled = ctx.scheduled_for.astimezone(UTC).isoformat(timespec="milliseconds")
-    return {
-        "User-Agent": USER_AGENT,
-        "X-Cron-Job": quote(ctx.job.name, safe=_NAME_SAFE),
-        "X-Cron-Job-Id": str(ctx.job.id),
-        "X-Cron-Run-Id": ctx.run_id,
-        "X-Cron-Attempt": str(ctx.attempt),
-        "X-Cron-Scheduled-For": scheduled.replace("+00:00", "Z"),
-        "X-Cron-Idempotency-Key": ctx.idempotency_key,
-        TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature_header(secret, timestamp, hop.body),
-    }
 
 
 async def _targets(

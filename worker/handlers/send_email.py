@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
 from typing import Any
 
 import aiosmtplib
 
-from shared.job_types import email_templates
+from shared.job_types import email_message, email_templates
 from shared.job_types.send_email import SendEmailPayload
 from shared.runs import error_summary
 from shared.settings import Settings
@@ -64,28 +62,10 @@ def _reason(error: BaseException) -> str:
 def build_message(
     ctx: RunContext, payload: SendEmailPayload, rendered: email_templates.RenderedEmail
 ) -> EmailMessage:
-    """multipart/alternative with the text and HTML bodies and the run's identity headers."""
-    sender = ctx.settings.smtp_from
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = ", ".join(payload.to)
-    message["Subject"] = payload.subject
-    message["Date"] = formatdate(localtime=False, usegmt=True)
-    message["Message-ID"] = message_id(ctx.idempotency_key, sender)
-    # RFC 3834: keeps vacation responders from answering a machine.
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Cron-Job-Id"] = str(ctx.job.id)
-    message["X-Cron-Run-Id"] = ctx.run_id
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
-    return message
-
-
-def message_id(idempotency_key: str, sender: str) -> str:
-    """Stable across retries of one slot, so a resent message can be recognised as the same."""
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-    return f"<{digest}.cronjobs@{domain}>"
+    """The message of this run (shared with the dry-run: `shared.job_types.email_message`)."""
+    return email_message.build_message(
+        ctx.identity, ctx.settings, payload.to, payload.subject, rendered
+    )
 
 
 def _smtp_options(settings: Settings) -> dict[str, Any]:

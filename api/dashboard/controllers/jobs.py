@@ -18,8 +18,7 @@ from api.dashboard.render import SECURITY_HEADERS, render, see_other
 from api.dependencies import CallerDep, ServicesDep
 from api.params import parse_job_id
 from shared import jobs_repo
-from shared.job_schedule import schedule_of
-from shared.model import JobDocument, JobStatus
+from shared.model import JobDocument, JobStatus, RunTrigger
 from shared.schedule import ScheduleError
 
 PREVIEW_COUNT: Final = 10
@@ -31,6 +30,7 @@ NOTICES: Final = {
     "paused": "Paused: no slot will run until it is resumed.",
     "resumed": "Resumed: the next slot is computed from now.",
     "queued": "Run queued: a worker picks it up within seconds.",
+    "tested": "Test run queued: it runs once and leaves the job's status and counters alone.",
     "deleted": "Deleted. Queued runs were skipped; a run in progress may still finish.",
 }
 
@@ -54,12 +54,16 @@ def _choice(kind: type[JobStatus] | type[JobSort], value: str, name: str) -> Any
 
 def _preview(job: JobDocument, now: datetime) -> tuple[list[datetime], str | None]:
     """The next fire times from the same schedule interface the worker uses (a cron's DST
-    rules, an interval's grid from its anchor)."""
+    rules, an interval's grid from its anchor, a one-off's instant), within the job's bounds
+    (none once it is completed, at most the runs `maxRuns` leaves)."""
+    if job.status is JobStatus.COMPLETED:
+        return [], None
+    left = PREVIEW_COUNT
+    if job.max_runs is not None:
+        left = min(left, job.max_runs - job.scheduled_success_count)
     try:
-        schedule = schedule_of(
-            cron=job.cron, every=job.every, anchor_at=job.anchor_at, timezone=job.timezone
-        )
-        return schedule.next_times(now, PREVIEW_COUNT), None
+        schedule = jobs_repo.stored_schedule(job)
+        return (schedule.next_times(now, left) if left > 0 else []), None
     except ScheduleError as error:
         return [], str(error)
 
@@ -271,6 +275,28 @@ class JobActionsController(Controller):
             oid=oid,
             notice="queued",
             text=f"Run {run_id} queued.",
+        )
+
+    @post("/test", status_code=HTTPStatus.SEE_OTHER)
+    async def test_run(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        caller: CallerDep,
+        job_id: JobIdPath,
+    ) -> Response[Any]:
+        """Queue a test run: the job's status and counters stay as they are (409 like run-now)."""
+        oid = parse_job_id(job_id)
+        try:
+            run_id = await actions.run_now(services, caller, oid, trigger=RunTrigger.TEST)
+        except actions.ActionFailure as failure:
+            return await self._done(request=request, services=services, oid=oid, failure=failure)
+        return await self._done(
+            request=request,
+            services=services,
+            oid=oid,
+            notice="tested",
+            text=f"Test run {run_id} queued.",
         )
 
     @post("/delete", status_code=HTTPStatus.SEE_OTHER)

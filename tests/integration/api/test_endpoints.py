@@ -19,7 +19,9 @@ JOB_FIELDS = {
     "enabled", "status",
     "nextRunAt", "lastRunAt", "lastError", "lastDurationMs", "runCount", "failureCount",
     "version", "createdAt", "updatedAt", "retry", "timeoutSeconds", "overlapPolicy",
-    "misfirePolicy", "misfireGraceSeconds",
+    "misfirePolicy", "misfireGraceSeconds", "jitterSeconds",
+    "runAt", "startAt", "endAt", "maxRuns", "scheduledSuccessCount",
+    "notify", "pauseAfterFailures", "pausedReason", "failureStreak", "lastNotification",
 }  # fmt: skip
 
 

@@ -215,6 +215,9 @@ async def test_malformed_ids_are_404(api: Api, job_id: str, method: str, suffix:
         (echo_job(overlapPolicy="sometimes"), {"overlapPolicy"}),
         (echo_job(misfirePolicy="never"), {"misfirePolicy"}),
         (echo_job(misfireGraceSeconds=-1), {"misfireGraceSeconds"}),
+        (echo_job(jitterSeconds=-1), {"jitterSeconds"}),
+        (echo_job(jitterSeconds=3601), {"jitterSeconds"}),
+        (echo_job(cron="*/10 * * * *", jitterSeconds=301), {"jitterSeconds"}),
         (echo_job(enabled="maybe"), {"enabled"}),
         ({"type": "echo", "cron": "* * * * *"}, {"name"}),
         (

@@ -17,7 +17,7 @@ from pymongo.database import Database as SyncDatabase
 
 from shared.cli import main
 from shared.db import JOBS, OWNER_QUOTAS, RUNS, WORKERS
-from shared.model import JobDocument
+from shared.model import JobDocument, JobStatus
 from tests.support import TEST_JWT_SECRET, external_mongodb_uri
 
 COMMANDS = [
@@ -30,6 +30,8 @@ COMMANDS = [
     ["jobs", "pause"],
     ["jobs", "resume"],
     ["jobs", "run-now"],
+    ["jobs", "test"],
+    ["jobs", "backfill"],
     ["jobs", "delete"],
     ["runs"],
     ["runs", "list"],
@@ -154,6 +156,7 @@ def test_jobs_list_filters_by_owner_and_limits(
         "type",
         "cron",
         "every",
+        "runAt",
         "timezone",
         "status",
         "nextRunAt",
@@ -189,11 +192,13 @@ def test_pause_and_resume_change_enabled_status_and_next_run(
     stored = store[JOBS].find_one({"_id": job_id})
     assert stored is not None
     assert (paused["enabled"], stored["enabled"], stored["status"]) == (False, False, "paused")
+    assert (paused["pausedReason"], stored["pausedReason"]) == ("manual", "manual")
     assert stored["nextRunAt"] is None
-    _run(capsys, environ, "jobs", "resume", str(job_id))
+    resumed = _run(capsys, environ, "jobs", "resume", str(job_id))
     stored = store[JOBS].find_one({"_id": job_id})
     assert stored is not None
     assert (stored["enabled"], stored["status"]) == (True, "idle")
+    assert (resumed["pausedReason"], stored["pausedReason"]) == (None, None)
     assert stored["nextRunAt"] > datetime.now(UTC)
     missing = str(ObjectId())
     assert f"job {missing} not found" in _fail(capsys, environ, "jobs", "pause", missing)
@@ -220,7 +225,7 @@ def test_interval_jobs_are_listed_shown_and_resumed_on_their_grid(
     store[JOBS].insert_one(job.model_dump(by_alias=True))
     assert main(["jobs", "list"], environ) == 0
     row = capsys.readouterr().out.splitlines()[1].split()
-    assert row[4:7] == ["-", "PT90M", "Europe/Berlin"]
+    assert row[4:8] == ["-", "PT90M", "-", "Europe/Berlin"]
     shown = _run(capsys, environ, "jobs", "show", str(job.id))
     assert (shown["cron"], shown["every"]) == (None, "PT90M")
     assert shown["anchorAt"].startswith(anchor.isoformat(timespec="seconds")[:19])
@@ -244,6 +249,39 @@ def test_run_now_queues_a_manual_run(
     assert run is not None
     assert (run["jobId"], run["trigger"], run["status"]) == (job_id, "manual", "pending")
     assert run["slot"] == f"manual:{run['_id']}"
+
+
+def test_test_queues_a_test_run(
+    capsys: pytest.CaptureFixture[str],
+    environ: dict[str, str],
+    store: SyncDatabase[dict[str, Any]],
+) -> None:
+    job_id = _insert_job(store, "alice", "digest")
+    queued = _run(capsys, environ, "jobs", "test", str(job_id))
+    run = store[RUNS].find_one({"_id": ObjectId(queued["runId"])})
+    assert run is not None
+    assert (run["jobId"], run["trigger"], run["status"]) == (job_id, "test", "pending")
+    assert run["slot"] == f"test:{run['_id']}"
+
+
+def test_backfill_queues_a_past_windows_slots_once(
+    capsys: pytest.CaptureFixture[str],
+    environ: dict[str, str],
+    store: SyncDatabase[dict[str, Any]],
+) -> None:
+    job_id = _insert_job(store, "alice", "digest")  # daily at 08:00 Berlin
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = ["--from", (today - timedelta(days=3)).isoformat(), "--to", today.isoformat()]
+    first = _run(capsys, environ, "jobs", "backfill", str(job_id), *window)
+    assert first == {"jobId": str(job_id), "slots": 3, "queued": 3, "alreadyPresent": 0}
+    again = _run(capsys, environ, "jobs", "backfill", str(job_id), *window)
+    assert (again["queued"], again["alreadyPresent"]) == (0, 3)
+    runs = list(store[RUNS].find({"jobId": job_id}).sort("scheduledFor", 1))
+    assert [run["trigger"] for run in runs] == ["backfill"] * 3
+    assert [run["scheduledFor"].astimezone(UTC).hour for run in runs] == [7, 7, 7]
+    future = ["--from", today.isoformat(), "--to", (today + timedelta(days=3)).isoformat()]
+    line = _fail(capsys, environ, "jobs", "backfill", str(job_id), *future)
+    assert "--to: must not be in the future" in line
 
 
 def test_token_create_signs_the_claims(
@@ -365,3 +403,35 @@ def test_console_script_help_in_a_subprocess() -> None:
     assert result.stdout.startswith("usage: cronjobs")
     for group in ("db", "jobs", "token", "workers"):
         assert group in result.stdout
+
+
+def test_one_off_and_completed_jobs_are_listed_with_run_at_and_filtered_by_status(
+    capsys: pytest.CaptureFixture[str],
+    environ: dict[str, str],
+    store: SyncDatabase[dict[str, Any]],
+) -> None:
+    created = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    job = JobDocument(
+        _id=ObjectId(),
+        owner_id="alice",
+        name="once",
+        type="noop",
+        run_at=created + timedelta(hours=1),
+        end_at=None,
+        status=JobStatus.COMPLETED,
+        next_run_at=None,
+        created_at=created,
+        updated_at=created,
+    )
+    store[JOBS].insert_one(job.model_dump(by_alias=True))
+    _insert_job(store, "alice", "still going")
+    done = _run(capsys, environ, "jobs", "list", "--status", "completed")
+    assert [item["name"] for item in done] == ["once"]
+    assert main(["jobs", "list", "--status", "completed"], environ) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[4:6] == ["-", "-"] and row[6] != "-"  # no cron, no every, its runAt
+    assert "completed" in row
+    # Resuming a completed one-off (its runAt passed) leaves it completed.
+    _run(capsys, environ, "jobs", "pause", str(job.id))
+    resumed = _run(capsys, environ, "jobs", "resume", str(job.id))
+    assert (resumed["status"], resumed["nextRunAt"]) == ("completed", None)

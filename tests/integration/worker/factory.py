@@ -33,17 +33,26 @@ async def create_job(
     payload: dict[str, Any] | None = None,
     timezone: str = "UTC",
     enabled: bool = True,
+    run_at: datetime | None = None,
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
+    max_runs: int | None = None,
     **options: Any,
 ) -> JobDocument:
     """Create a job as the API does (`jobs_repo.create_job`); options in camelCase.
 
-    `every` makes it an interval job (no cron) anchored at `now` (default: the real now).
+    `every` makes it an interval job (no cron) anchored at `now` (default: the real now);
+    `run_at` a one-off job; `start_at`, `end_at`, `max_runs` are its bounds.
     """
     spec = jobs_repo.JobSpec(
         name=name or f"job-{uuid.uuid4().hex[:8]}",
         type=type_name,
-        cron=None if every is not None else cron,
+        cron=None if every is not None or run_at is not None else cron,
         every=every,
+        run_at=run_at,
+        start_at=start_at,
+        end_at=end_at,
+        max_runs=max_runs,
         timezone=timezone,
         payload=payload or {},
         enabled=enabled,

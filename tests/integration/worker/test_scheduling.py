@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -113,8 +113,10 @@ class EditingStore(WorkerStore):
         super().__init__(db, worker_id)
         self.action = action
 
-    async def due_jobs(self, now: datetime, limit: int) -> list[JobView]:
-        jobs = await super().due_jobs(now, limit)
+    async def due_jobs(
+        self, now: datetime, limit: int, exclude_owners: Iterable[str] = ()
+    ) -> list[JobView]:
+        jobs = await super().due_jobs(now, limit, exclude_owners)
         for job in jobs:
             if self.action == "delete":
                 await jobs_repo.delete_job(self.db, job.id, now=now)
@@ -139,8 +141,10 @@ async def test_a_job_paused_or_deleted_during_the_pass_records_its_slot_and_does
 class OverlappingStore(WorkerStore):
     """Another worker starts a run of each job right after this one read it."""
 
-    async def due_jobs(self, now: datetime, limit: int) -> list[JobView]:
-        jobs = await super().due_jobs(now, limit)
+    async def due_jobs(
+        self, now: datetime, limit: int, exclude_owners: Iterable[str] = ()
+    ) -> list[JobView]:
+        jobs = await super().due_jobs(now, limit, exclude_owners)
         for job in jobs:
             await self.db[JOBS].update_one(
                 {"_id": job.id}, {"$addToSet": {"activeRunIds": ObjectId()}}
@@ -253,9 +257,11 @@ class CountingStore(WorkerStore):
         super().__init__(db, worker_id)
         self.advanced: list[ObjectId] = []
 
-    async def due_jobs(self, now: datetime, limit: int) -> list[JobView]:
+    async def due_jobs(
+        self, now: datetime, limit: int, exclude_owners: Iterable[str] = ()
+    ) -> list[JobView]:
         self.reads += 1
-        return await super().due_jobs(now, limit)
+        return await super().due_jobs(now, limit, exclude_owners)
 
     async def acquire_runs(self, *args: Any) -> Any:
         self.acquires += 1
@@ -277,7 +283,9 @@ async def test_a_herd_is_queued_per_batch_and_claimed_over_several_passes(
     assert (len(second[0].fresh), second[0].more) == (5, False)
     passes = [first[1], second[1]] + [await worker.claimer.claim(8) for _ in range(3)]
     assert [len(result.claimed) for result in passes] == [8, 5, 8, 4, 0]
-    assert store.reads == 2  # one read per batch of due jobs
+    # One read per batch of due jobs, and one more past the owner filling the first batch
+    # (it found no other owner, so none is tried again for a while).
+    assert store.reads == 3
     # Runs queued already acquired (up to the capacity of their tick) need no acquisition:
     # only the two queue passes that found runs acquire.
     assert store.acquires == 2
@@ -288,8 +296,10 @@ async def test_a_herd_is_queued_per_batch_and_claimed_over_several_passes(
 class RenamingStore(WorkerStore):
     """Right after the read, a client renames each job (its version moves on)."""
 
-    async def due_jobs(self, now: datetime, limit: int) -> list[JobView]:
-        jobs = await super().due_jobs(now, limit)
+    async def due_jobs(
+        self, now: datetime, limit: int, exclude_owners: Iterable[str] = ()
+    ) -> list[JobView]:
+        jobs = await super().due_jobs(now, limit, exclude_owners)
         for job in jobs:
             await self.db[JOBS].update_one(
                 {"_id": job.id}, {"$set": {"name": f"{job.name} (renamed)"}, "$inc": {"version": 1}}

@@ -207,7 +207,9 @@ async def test_a_failed_attempt_queues_its_retry_once(db: Database) -> None:
     await store.write_outcomes([outcome])
     retries = await db[RUNS].find({"jobId": claimed.job_id, "trigger": "retry"}).to_list()
     assert [(run["attempt"], run["status"]) for run in retries] == [(2, "pending")]
-    assert retries[0]["notBefore"] == now + timedelta(seconds=5)
+    # The first retry waits between backoffSeconds and twice it (jittered).
+    wait = retries[0]["notBefore"] - now
+    assert timedelta(seconds=5) <= wait <= timedelta(seconds=10)
 
 
 async def test_an_edit_made_during_the_run_is_kept(db: Database) -> None:

@@ -238,3 +238,48 @@ def test_a_patch_of_one_kind_replaces_the_other(settings: Settings) -> None:
         by_admin=False,
     )
     assert (both.cron, both.every) == ("0 9 * * *", "PT2H")  # refused by validate
+
+
+@pytest.mark.parametrize(
+    ("schedule", "jitter", "valid"),
+    [
+        ({"cron": "*/10 * * * *"}, 300, True),  # half of ten minutes
+        ({"cron": "*/10 * * * *"}, 301, False),
+        ({"cron": "0 8 * * *"}, 3600, True),  # daily: capped by the 3600 s maximum only
+        ({"cron": "0,1 8 * * *"}, 31, False),  # the shortest gap (08:00 -> 08:01) counts
+        ({"every": "PT2M"}, 60, True),
+        ({"every": "PT2M"}, 61, False),
+        ({"cron": "* * * * *"}, 0, True),
+    ],
+)
+def test_jitter_is_at_most_half_the_shortest_interval(
+    validator: JobValidator, settings: Settings, schedule: dict[str, str], jitter: int, valid: bool
+) -> None:
+    body = spec(settings, jitterSeconds=jitter, **schedule).replace(
+        cron=schedule.get("cron"), every=schedule.get("every")
+    )
+    if valid:
+        assert validator.validate(body, USER, NOW).options.jitter_seconds == jitter
+        return
+    with pytest.raises(ApiError) as raised:
+        validator.validate(body, USER, NOW)
+    assert fields_of(raised.value) == {"jitterSeconds"}
+    assert "half the schedule's shortest interval" in raised.value.errors[0].message
+
+
+def test_jitter_outside_its_range_is_refused_by_the_body() -> None:
+    for jitter in (-1, 3601):
+        with pytest.raises(ValueError, match="jitterSeconds"):
+            JobCreate.model_validate(
+                {"name": "j", "type": "echo", "cron": "0 8 * * *", "jitterSeconds": jitter}
+            )
+
+
+def test_a_patch_of_the_schedule_checks_the_jitter_it_keeps(
+    validator: JobValidator, settings: Settings
+) -> None:
+    base = validator.validate(spec(settings, cron="0 * * * *", jitterSeconds=600), USER, NOW)
+    merged = merge_patch(base, JobPatch(cron="*/10 * * * *").changes(), by_admin=False)
+    with pytest.raises(ApiError) as raised:
+        validator.validate(merged, USER, NOW)
+    assert fields_of(raised.value) == {"jitterSeconds"}

@@ -107,7 +107,9 @@ def test_a_failure_with_attempts_left_queues_the_next_after_the_backoff() -> Non
     )
     assert outcome.retry is not None
     assert outcome.retry["attempt"] == 2
-    assert outcome.retry["notBefore"] == ended + timedelta(seconds=10)
+    # The first retry waits between backoffSeconds (10) and twice it, jittered.
+    wait = outcome.retry["notBefore"] - ended
+    assert timedelta(seconds=10) <= wait <= timedelta(seconds=20)
     assert outcome.job_status is JobStatus.IDLE
     assert outcome.duration_ms == 250
 

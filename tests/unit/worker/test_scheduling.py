@@ -163,9 +163,16 @@ def test_attempts_left() -> None:
     assert [has_attempts_left(n, policy) for n in (1, 2, 3)] == [True, True, False]
 
 
-def test_first_retry_waits_exactly_the_base_delay() -> None:
+def test_first_retry_is_jittered_between_the_base_delay_and_twice_it() -> None:
     policy = RetryPolicy(max_attempts=5, backoff_seconds=10, backoff_max_seconds=600)
-    assert retry_delay(1, policy) == 10
+
+    def bounds(low: float, high: float) -> float:
+        return low * 1000 + high
+
+    assert retry_delay(1, policy, bounds) == 10 * 1000 + 20
+    delays = {retry_delay(1, policy) for _ in range(50)}
+    assert all(10 <= delay <= 20 for delay in delays)
+    assert len(delays) > 1  # jobs failing together do not retry together
 
 
 def test_backoff_ceiling_doubles_and_is_capped() -> None:
@@ -174,7 +181,7 @@ def test_backoff_ceiling_doubles_and_is_capped() -> None:
     def highest(low: float, high: float) -> float:
         return high
 
-    assert [retry_delay(n, policy, highest) for n in range(1, 6)] == [10, 20, 40, 60, 60]
+    assert [retry_delay(n, policy, highest) for n in range(1, 6)] == [20, 40, 60, 60, 60]
 
 
 @settings(database=None, max_examples=200)
@@ -193,7 +200,7 @@ def test_jitter_spreads_later_retries() -> None:
     policy = RetryPolicy(max_attempts=10, backoff_seconds=1, backoff_max_seconds=100)
     delays = {round(retry_delay(5, policy), 3) for _ in range(50)}
     assert len(delays) > 10
-    assert all(1 <= delay <= 16 for delay in delays)
+    assert all(1 <= delay <= 32 for delay in delays)  # 2^5 x backoffSeconds
 
 
 def test_schedules_are_parsed_once() -> None:

@@ -181,6 +181,26 @@ async def test_run_now_queues_a_manual_run_and_refuses_overlap_with_409(
     assert 'id="action-error"' in page.text
 
 
+async def test_test_run_queues_a_test_run_like_the_api(
+    admin: DashboardSession, db: Database
+) -> None:
+    job = await _job(db, "alice", "digest", options=JobOptions(overlap_policy=OverlapPolicy.SKIP))
+    page = await admin.get(f"/dashboard/jobs/{job.id}")
+    assert f'action="/dashboard/jobs/{job.id}/test"' in page.text
+    fetch = {"x-dashboard-fetch": "1"}
+    response = await admin.post(f"/dashboard/jobs/{job.id}/test", headers=fetch)
+    assert response.status_code == 202
+    run = await db[RUNS].find_one({"jobId": job.id})
+    assert run is not None
+    assert (run["trigger"], run["status"]) == ("test", "pending")
+    assert f"Test run {run['_id']} queued." == response.text
+    again = await admin.post(f"/dashboard/jobs/{job.id}/run-now", headers=fetch)
+    assert again.status_code == 409  # shares run-now's one queued place under overlap skip
+    redirected = await admin.post(f"/dashboard/jobs/{job.id}/test")
+    assert redirected.status_code == 409  # without the script: the page with the error
+    assert 'id="action-error"' in redirected.text
+
+
 async def test_delete_asks_first_then_deletes_like_the_api(
     admin: DashboardSession, db: Database
 ) -> None:
@@ -326,3 +346,80 @@ async def test_generate_report_jobs_show_their_reports_escaped(
     assert "<img src=x" not in page.text
     other = await _job(db, "alice", "not a report")
     assert 'id="reports-h"' not in (await admin.get(f"/dashboard/jobs/{other.id}")).text
+
+
+def _fire_times(html: str) -> list[str]:
+    if 'id="fire-times"' not in html:
+        return []
+    table = html.split('id="fire-times"')[1].split("</table>", maxsplit=1)[0]
+    return [utc for utc, _ in re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td></tr>", table)]
+
+
+async def test_bounds_one_offs_and_completed_jobs_are_shown(
+    admin: DashboardSession, db: Database
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=1)
+    bounded = await _job(
+        db,
+        "alice",
+        "three mornings",
+        cron="0 8 * * *",
+        timezone="UTC",
+        start_at=start,
+        end_at=start + timedelta(days=3),
+        max_runs=2,
+    )
+    page = await admin.get(f"/dashboard/jobs/{bounded.id}")
+    bounds = page.text.split('id="bounds">')[1].split("</dd>")[0]
+    assert "from " in bounds and "until " in bounds and "at most 2 successful runs" in bounds
+    assert len(_fire_times(page.text)) == 2  # maxRuns cuts the preview
+    once = await _job(db, "alice", "once", cron=None, run_at=start + timedelta(hours=5))
+    page = await admin.get(f"/dashboard/jobs/{once.id}")
+    assert 'id="run-at"' in page.text
+    assert _fire_times(page.text) == [
+        (start + timedelta(hours=5)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    ]
+    await db[JOBS].update_one(
+        {"_id": once.id}, {"$set": {"status": "completed", "nextRunAt": None}}
+    )
+    page = await admin.get(f"/dashboard/jobs/{once.id}")
+    assert '<span class="badge completed" id="job-status">completed</span>' in page.text
+    assert _fire_times(page.text) == []
+    assert 'id="completed-note"' in page.text
+    listed = await admin.get("/dashboard/jobs/?status=completed")
+    assert _names(listed.text) == ["once"]
+
+
+async def test_paused_reason_shows_in_the_job_list_and_page(
+    admin: DashboardSession, db: Database
+) -> None:
+    manual = await _job(db, "alice", "held", enabled=False)
+    auto = await _job(db, "alice", "fragile")
+    await db[JOBS].update_one(
+        {"_id": auto.id},
+        {
+            "$set": {
+                "enabled": False,
+                "status": "paused",
+                "pausedReason": "auto: 3 consecutive failures",
+                "failureStreak": 3,
+            }
+        },
+    )
+    listing = (await admin.get("/dashboard/jobs/?status=paused")).text
+    assert '<span class="meta paused-reason">manual</span>' in listing
+    assert '<span class="meta paused-reason">auto: 3 consecutive failures</span>' in listing
+    page = (await admin.get(f"/dashboard/jobs/{auto.id}")).text
+    assert '<dd id="paused-reason">auto: 3 consecutive failures</dd>' in page
+    held = (await admin.get(f"/dashboard/jobs/{manual.id}")).text
+    assert '<dd id="paused-reason">manual</dd>' in held
+
+
+async def test_a_job_page_shows_its_jitter_only_when_it_has_one(
+    admin: DashboardSession, db: Database
+) -> None:
+    jittered = await _job(db, "alice", "spread", options=JobOptions(jitter_seconds=90))
+    plain = await _job(db, "alice", "on time")
+    page = await admin.get(f"/dashboard/jobs/{jittered.id}")
+    assert "<dt>jitter</dt><dd>up to 90 s after each slot</dd>" in page.text
+    assert "<dt>jitter</dt>" not in (await admin.get(f"/dashboard/jobs/{plain.id}")).text
