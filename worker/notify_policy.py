@@ -19,7 +19,10 @@ if TYPE_CHECKING:
     from worker.store import JobView, RunView
 
 AUTO_PAUSE_PREFIX: Final = "auto: "
-STREAK_TRIGGERS: Final = frozenset({RunTrigger.SCHEDULE, RunTrigger.MANUAL, RunTrigger.RETRY})
+# Backfilled slots count like scheduled ones (they do for the job's counters too).
+STREAK_TRIGGERS: Final = frozenset(
+    {RunTrigger.SCHEDULE, RunTrigger.MANUAL, RunTrigger.RETRY, RunTrigger.BACKFILL}
+)
 
 
 class StreakEvent(StrEnum):
@@ -51,7 +54,7 @@ class StreakStep:
 def counts_for_streak(run: RunView) -> bool:
     """THE predicate: whether this run's outcome counts for the failure streak and notices.
 
-    Scheduled runs, run-now runs and their retries count; a trigger not listed in
+    Scheduled runs, run-now runs, backfilled slots and their retries count; a trigger not listed in
     STREAK_TRIGGERS (e.g. a test run, which must not touch counters or notifications) does not.
     """
     return run.trigger in STREAK_TRIGGERS
