@@ -89,6 +89,9 @@ def test_every_existing_trigger_counts_and_the_predicate_decides() -> None:
     view = job()
     run = running(view)
     assert {RunTrigger.SCHEDULE, RunTrigger.MANUAL, RunTrigger.RETRY} <= STREAK_TRIGGERS
+    # Backfilled slots count like scheduled ones; test runs never touch the streak.
+    assert RunTrigger.BACKFILL in STREAK_TRIGGERS
+    assert RunTrigger.TEST not in STREAK_TRIGGERS
     assert counts_for_streak(run)
     assert counts_for_streak(running(view, 2))  # a retry (trigger `retry`)
 
