@@ -571,11 +571,32 @@ class WorkerStore:
                         for parts in (_finish_job(o, usual=True), _finish_job(o))
                     ]
                 )
+            await self._complete_counted([o for o in finished if o.completes])
         for outcome in late:
             await self._settle_late(outcome)
         if self.owners.enabled:  # ended runs give their owner's slot back (reaped ones too)
             await self.owners.release([outcome.run_id for outcome in outcomes])
         return late
+
+    async def _complete_counted(self, outcomes: Sequence[Outcome]) -> None:
+        """Complete the jobs whose `maxRuns`-th success was counted by another form: two runs of
+        one job finishing at once can each meet the count before the other's `$inc`, so neither
+        completing form matches although the count reaches `maxRuns` (no-op when one did)."""
+        writes = [
+            UpdateOne(
+                {
+                    "_id": o.job_id,
+                    "version": o.completes.version,
+                    "status": NOT_COMPLETED,
+                    "scheduledSuccessCount": {"$gte": o.completes.min_successes + 1},
+                },
+                {"$set": {"status": COMPLETED, "nextRunAt": None}},
+            )
+            for o in outcomes
+            if o.completes is not None and o.completes.min_successes is not None
+        ]
+        if writes:
+            await self.jobs.bulk_write(writes, ordered=False)
 
     async def _overwrite_reaped(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
         """Runs another worker reaped while they executed here get their real outcome."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver import Chrome as WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -37,7 +38,9 @@ def driver() -> Iterator[WebDriver]:
 
 
 def _wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
-    return WebDriverWait(driver, WAIT_SECONDS)
+    # The job page re-renders its parts after an action: an element found just before a swap
+    # is stale when read, which means "not yet", not a failure.
+    return WebDriverWait(driver, WAIT_SECONDS, ignored_exceptions=[StaleElementReferenceException])
 
 
 def _sign_in(driver: WebDriver, api: ApiProcess, bearer: str) -> None:
