@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
@@ -40,11 +38,9 @@ ApiFactory = Callable[..., Any]
 async def make_api(api_settings: Settings, db: Database) -> AsyncIterator[ApiFactory]:
     """Build an Api client for the app, optionally with changed settings (same database)."""
     opened: list[tuple[httpx.AsyncClient, Any]] = []
-    built: list[Settings] = []
 
     async def factory(**overrides: Any) -> Api:
         current = with_overrides(api_settings, **overrides) if overrides else api_settings
-        built.append(current)
         app = create_app(current, registry=registry_with_echo())
         http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=cast(Any, app)), base_url="http://testserver"
@@ -56,14 +52,6 @@ async def make_api(api_settings: Settings, db: Database) -> AsyncIterator[ApiFac
     for http, app in opened:
         await http.aclose()
         await services_of(app.state).client.close()
-    if any(settings.mongodb_uri != api_settings.mongodb_uri for settings in built):
-        # PyMongo (4.20) leaves the socket of a server-monitor connect that `close()` cancels
-        # unclosed (`pool_shared._async_create_connection` closes it only on OSError and
-        # TimeoutError). Collect it here, where it is known and harmless, rather than let the
-        # ResourceWarning fail whichever test the garbage collector happens to run in next.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", r"unclosed <socket\.socket", ResourceWarning)
-            gc.collect()
 
 
 @pytest.fixture

@@ -58,8 +58,10 @@ async def test_failed_attempts_are_retried_with_backoff(
     second_gap = (runs[2]["startedAt"] - runs[1]["endedAt"]).total_seconds()
     assert 1 <= first_gap < 3  # jittered between backoffSeconds and min(2 x, cap), + the claim
     assert 1 <= second_gap < 3  # jittered between backoffSeconds and min(4 x, cap)
-    job = await job_of(db, flaky.id)
-    assert job is not None
+    # The job's bookkeeping is written after the run's record (the finisher's second write).
+    job = await wait_for_document(
+        lambda: db[JOBS].find_one({"_id": flaky.id, "runCount": 3}), 5, "the third attempt booked"
+    )
     assert (job["status"], job["lastError"], job["runCount"], job["failureCount"]) == (
         "idle",
         None,
