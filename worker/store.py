@@ -571,7 +571,7 @@ class WorkerStore:
                         for parts in (_finish_job(o, usual=True), _finish_job(o))
                     ]
                 )
-            await self._complete_counted([o for o in finished if o.completes])
+            await self._complete_counted(finished)
         for outcome in late:
             await self._settle_late(outcome)
         if self.owners.enabled:  # ended runs give their owner's slot back (reaped ones too)
