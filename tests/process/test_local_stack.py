@@ -19,6 +19,9 @@ pytestmark = pytest.mark.process
 
 # Generous: on a busy machine the stack's first claim pass can take many seconds.
 RUN_TIMEOUT = 40.0
+# The stack runs with the default CRON_RATE_LIMIT (60/minute per owner). Polling once a second
+# keeps the whole wait under it, as a client must; at 5 polls/s a slow machine got 429s.
+RUN_POLL_SECONDS = 1.0
 RUN_ENV = ROOT / ".local" / "run.env"
 
 
@@ -64,21 +67,42 @@ def test_local_stack_runs_a_job_and_stops_cleanly_on_sigint(stack: Stack) -> Non
 
     headers = {"Authorization": f"Bearer {admin_token}"}
     with httpx.Client(base_url=api, headers=headers, timeout=5.0) as client:
-        body = {"name": "stack-check", "type": "noop", "cron": "*/2 * * * * *", "payload": {}}
+        # `allow`: under the default `skip`, a run-now claimed a few ms after a slot's run started
+        # is rightly skipped ("the previous run is still active"), and this test would wait forever.
+        body = {
+            "name": "stack-check",
+            "type": "noop",
+            "cron": "*/2 * * * * *",
+            "payload": {},
+            "overlapPolicy": "allow",
+        }
         created = client.post("/jobs", json=body)
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
         queued = client.post(f"/jobs/{job_id}/run-now")
         assert queued.status_code == 202, queued.text
 
+        seen: list[dict[str, object]] = []
+
         def succeeded_triggers() -> set[str] | None:
             answer = client.get(f"/jobs/{job_id}/runs")
             assert answer.status_code == 200, answer.text
-            runs = answer.json()["items"]
-            triggers = {run["trigger"] for run in runs if run["status"] == "succeeded"}
+            seen[:] = answer.json()["items"]
+            triggers = {str(run["trigger"]) for run in seen if run["status"] == "succeeded"}
             return triggers if {"manual", "schedule"} <= triggers else None
 
-        wait_for(succeeded_triggers, RUN_TIMEOUT, "a manual and a scheduled run to succeed")
+        try:
+            wait_for(
+                succeeded_triggers,
+                RUN_TIMEOUT,
+                "a manual and a scheduled run to succeed",
+                interval=RUN_POLL_SECONDS,
+            )
+        except AssertionError as timeout:
+            pytest.fail(
+                f"{timeout}\nruns: {seen}\njob: {client.get(f'/jobs/{job_id}').text}\n"
+                f"{stack.diagnostics()}"
+            )
 
     stopping = time.monotonic()
     stack.process.send_signal(signal.SIGINT)

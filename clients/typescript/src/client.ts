@@ -166,7 +166,8 @@ async function main(): Promise<void> {
     const run = runs.body.items.find((item) => item.id === queued.body.runId);
     status = run?.status ?? "missing";
     if (status === "succeeded") break;
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    // Once a second: the run list counts against the owner's rate limit (60/minute by default).
+    await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   expect(status === "succeeded", `the manual run ended ${status}`);
   for (const job of created) {
