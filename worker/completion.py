@@ -65,6 +65,10 @@ def bounded_schedule(key: BoundedKey) -> SlotSchedule:
 def has_slot_after(job: JobView, instant: datetime) -> bool:
     """Whether the job's schedule has a slot after `instant` (True if it cannot be evaluated:
     completing is never a guess)."""
+    if job.run_at is None and job.end_at is None:
+        # Cron (no year field) and `every` schedules never run out: no need to evaluate one for
+        # every finished run, which cost a herd half its worker CPU.
+        return True
     try:
         return next_or_none(bounded_schedule(bounded_key(job)), instant) is not None
     except ValueError:

@@ -10,7 +10,13 @@ from bson import ObjectId
 from shared.model import JobStatus, MisfirePolicy, RunStatus
 from shared.runs import RunReason, manual_run, retry_run, scheduled_run
 from worker.claiming import Verdict, judge
-from worker.completion import Completion, completion_of, ends_schedule, has_slot_after
+from worker.completion import (
+    Completion,
+    bounded_schedule,
+    completion_of,
+    ends_schedule,
+    has_slot_after,
+)
 from worker.outcomes import conclude
 from worker.scheduling import due_slots, is_slot_of, job_schedule, start_deadline
 from worker.store import JobView, parse_job, parse_run
@@ -134,3 +140,12 @@ def test_a_last_slot_released_unrun_ends_the_schedule() -> None:
 
 def test_an_unusable_schedule_is_never_taken_for_a_finished_one() -> None:
     assert has_slot_after(job(cron="not a cron"), DAY)
+
+
+def test_an_unbounded_schedule_is_never_evaluated_to_know_it_has_slots_left() -> None:
+    bounded_schedule.cache_clear()
+    for view in (job(), job(cron=None, every="PT90M", anchorAt=DAY), job(startAt=DAY)):
+        assert has_slot_after(view, DAY + timedelta(days=3650))
+    assert bounded_schedule.cache_info().misses == 0
+    assert not has_slot_after(job(endAt=DAY), DAY)
+    assert bounded_schedule.cache_info().misses == 1
