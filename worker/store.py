@@ -30,6 +30,8 @@ RUNNING: Final = RunStatus.RUNNING.value
 PENDING: Final = RunStatus.PENDING.value
 COMPLETED: Final = JobStatus.COMPLETED.value
 NOT_COMPLETED: Final = {"$ne": COMPLETED}
+# A completed job has no next slot.
+COMPLETED_FIELDS: Final = {"status": COMPLETED, "nextRunAt": None}
 FAILED_STATUS_VALUES: Final = frozenset(status.value for status in FAILED_STATUSES)
 # Below every ObjectId: `activeRunIds > LOWEST_ID` matches jobs with an active run (an index range).
 LOWEST_ID: Final = ObjectId(b"\x00" * 12)
@@ -291,7 +293,7 @@ class WorkerStore:
         operations = [
             UpdateOne(
                 {"_id": job_id, "version": version, "enabled": True, "status": NOT_COMPLETED},
-                {"$set": {"status": COMPLETED, "nextRunAt": None}},
+                {"$set": COMPLETED_FIELDS},
             )
             for job_id, version in jobs
         ]
@@ -590,7 +592,7 @@ class WorkerStore:
                     "status": NOT_COMPLETED,
                     "scheduledSuccessCount": {"$gte": o.completes.min_successes + 1},
                 },
-                {"$set": {"status": COMPLETED, "nextRunAt": None}},
+                {"$set": COMPLETED_FIELDS},
             )
             for o in outcomes
             if o.completes is not None and o.completes.min_successes is not None
@@ -794,7 +796,7 @@ def _complete_job(outcome: Outcome) -> tuple[Document, Document]:
     query["version"] = outcome.completes.version
     if outcome.completes.min_successes is not None:
         query["scheduledSuccessCount"] = {"$gte": outcome.completes.min_successes}
-    update["$set"] |= {"status": COMPLETED, "nextRunAt": None}
+    update["$set"] |= COMPLETED_FIELDS
     return query, update
 
 
