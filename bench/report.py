@@ -133,9 +133,10 @@ def herd_details(results: dict[str, Any]) -> list[str]:
 def api_table(results: dict[str, Any]) -> list[str]:
     """Requests/s and latency per operation and concurrency."""
     api = results.get("api") or {}
-    if "error" in api:
-        return [f"API benchmark failed: `{api['error']}`"]
-    lines = [
+    lines = [f"API benchmark stopped: `{api['error']}`; the lines measured before it:", ""]
+    if "error" not in api:
+        lines = []
+    lines += [
         "| operation | clients | requests | errors | req/s | p50 (ms) | p99 (ms) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
