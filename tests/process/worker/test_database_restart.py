@@ -106,9 +106,12 @@ async def test_a_database_restart_is_survived_and_the_misfire_policy_applied(
     assert len(slots) == len(set(slots))  # no slot twice
     first, last = slots[0], slots[-1]
     assert len(slots) == (last - first).total_seconds() + 1  # no slot lost
-    # The slot queued a moment ahead when the pause came is recorded skipped ("paused").
+    # A slot queued when the pause came is recorded skipped ("paused"), and nothing runs after it
+    # (a busy machine may queue the slot of the very second the pause is sent: also "paused").
     paused = [run for run in runs if run["status"] == "skipped"]
-    assert all(run["scheduledFor"] > paused_at for run in paused), paused
+    ran = [run["scheduledFor"] for run in runs if run["status"] == "succeeded"]
+    assert all(run["scheduledFor"] > max(ran) for run in paused), paused
+    assert all(run["scheduledFor"] > paused_at - timedelta(seconds=1) for run in paused), paused
     assert all(run["error"] == RunReason.PAUSED.value for run in paused), paused
     assert {run["status"] for run in runs} <= {"succeeded", "missed", "skipped"}
     assert all(run["attempt"] == 1 for run in runs)
