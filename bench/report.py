@@ -133,9 +133,9 @@ def herd_details(results: dict[str, Any]) -> list[str]:
 def api_table(results: dict[str, Any]) -> list[str]:
     """Requests/s and latency per operation and concurrency."""
     api = results.get("api") or {}
-    lines = [f"API benchmark stopped: `{api['error']}`; the lines measured before it:", ""]
-    if "error" not in api:
-        lines = []
+    lines = []
+    if "error" in api:
+        lines = [f"API benchmark stopped: `{api['error']}`; the lines measured before it:", ""]
     lines += [
         "| operation | clients | requests | errors | req/s | p50 (ms) | p99 (ms) |",
         "|---|---:|---:|---:|---:|---:|---:|",
